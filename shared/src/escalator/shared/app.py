@@ -1,0 +1,256 @@
+"""The one way a service process is put together.
+
+``create_app`` wires what every service has: settings, database and migrations, the
+outbox relay, the consumer runner, background workers, auth, problem+json errors,
+request ids and structured logs, ``/healthz``, ``/readyz``, ``/metrics`` and OpenAPI. A
+service supplies only its routers, handlers, migrations and optional start-up work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from escalator.shared import metrics, problems
+from escalator.shared.bus import broker_reachable
+from escalator.shared.consumer import ConsumerRunner, Handlers
+from escalator.shared.db import make_engine, make_sessionmaker, ping
+from escalator.shared.logs import configure_logging, log_context
+from escalator.shared.migrations import upgrade, wait_for_database
+from escalator.shared.outbox import Relay
+from escalator.shared.settings import ApiKeySpec, ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What a running service holds; reachable from routes as ``request.app.state.runtime``."""
+
+    settings: ServiceSettings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    relay: Relay
+    api_keys: dict[str, ApiKeySpec]
+    runner: ConsumerRunner | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        """CloudEvents ``source`` for everything this service emits."""
+        return f"/escalator/{self.settings.service_name}"
+
+
+Worker = Callable[[Runtime], Awaitable[None]]
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    title: str
+    description: str
+    migrations: Path
+    routers: list[APIRouter] = field(default_factory=list)
+    handlers: Handlers | None = None
+    #: Runs after migrations, before anything is served or consumed (e.g. load YAML).
+    on_startup: Worker | None = None
+    #: Long-running tasks besides the relay and the consumer (timers, dispatchers).
+    workers: list[Worker] = field(default_factory=list)
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request, committed before the response is sent."""
+    async with get_runtime(request).sessionmaker() as session, session.begin():
+        yield session
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(spec.name, level=settings.log_level, fmt=settings.log_format)
+        engine = make_engine(settings)
+        await wait_for_database(engine)
+        await upgrade(engine, settings, spec.migrations)
+        sessionmaker = make_sessionmaker(engine)
+        relay = Relay(settings, sessionmaker)
+        relay.install_commit_hook()
+        runtime = Runtime(settings, engine, sessionmaker, relay, settings.api_key_table())
+        app.state.runtime = runtime
+        if spec.on_startup is not None:
+            await spec.on_startup(runtime)
+        tasks: list[asyncio.Task[None]] = [_supervised(relay.run(), "outbox relay")]
+        if spec.handlers is not None:
+            runtime.runner = ConsumerRunner(settings, sessionmaker, spec.handlers)
+            tasks.append(_supervised(runtime.runner.run(), "consumer"))
+        workers = [_supervised(worker(runtime), worker.__name__) for worker in spec.workers]
+        log.info("%s serving on %s:%d", spec.name, settings.host, settings.port)
+        try:
+            yield
+        finally:
+            # Consumer first (finish the batch, commit, leave the group), then workers,
+            # then the relay, so events produced by the last batch still go out next start.
+            if runtime.runner is not None:
+                runtime.runner.stop()
+                await _finish(tasks[1], 30)
+            for task in workers:
+                task.cancel()
+                await _finish(task, 5)
+            relay.stop()
+            await _finish(tasks[0], 10)
+            await engine.dispose()
+
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    _install_request_middleware(app, spec.name)
+    _install_operational_routes(app, settings)
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+def _supervised(coro: Awaitable[None], name: str) -> asyncio.Task[None]:
+    """Run a background loop; if it dies, stop the process so the supervisor restarts it.
+
+    A service whose consumer is dead but whose HTTP side still answers would look
+    healthy while doing nothing: failing loudly is the safer default.
+    """
+
+    async def guard() -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.critical("%s crashed; stopping the process", name, exc_info=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return asyncio.create_task(guard(), name=name)
+
+
+async def _finish(task: asyncio.Task[None], timeout: float) -> None:
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout)
+    except (TimeoutError, asyncio.CancelledError):
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+
+
+def _install_request_middleware(app: FastAPI, service: str) -> None:
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Any) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.request_id = request_id
+        started = time.perf_counter()
+        status = 500
+        with log_context(request_id=request_id):
+            try:
+                response: Response = await call_next(request)
+                status = response.status_code
+            finally:
+                route = request.scope.get("route")
+                template = getattr(route, "path", "unmatched")
+                metrics.HTTP_REQUESTS.labels(request.method, template, str(status)).inc()
+                metrics.HTTP_LATENCY.labels(request.method, template).observe(
+                    time.perf_counter() - started
+                )
+        response.headers["X-Request-ID"] = request_id
+        return response
+
+
+def _install_operational_routes(app: FastAPI, settings: ServiceSettings) -> None:
+    ops = APIRouter(tags=["operations"])
+
+    @ops.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @ops.get("/readyz", summary="Database and broker are reachable",
+             responses={503: {"description": "Not ready; `checks` says what is down"}})
+    async def readyz(request: Request) -> JSONResponse:
+        runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+        checks: dict[str, str] = {}
+        if runtime is None:
+            checks["startup"] = "not finished"
+        else:
+            try:
+                await asyncio.wait_for(ping(runtime.engine), 2.0)
+                checks["database"] = "ok"
+            except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+                checks["database"] = f"unreachable: {type(exc).__name__}"
+            checks["broker"] = "ok" if await broker_reachable(settings) else "unreachable"
+        ready = all(v == "ok" for v in checks.values())
+        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        if ready:
+            return JSONResponse(body)
+        return JSONResponse(
+            {"type": "about:blank", "title": "Service Unavailable", "status": 503, **body},
+            status_code=503, media_type=problems.PROBLEM_JSON,
+        )
+
+    @ops.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(ops)
+
+
+def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
+    """Entry point body: ``escalator-<service>`` [serve|migrate]."""
+    import sys
+
+    import uvicorn
+
+    command = sys.argv[1] if len(sys.argv) > 1 else "serve"
+    if command == "migrate":
+        configure_logging(spec.name, level=settings.log_level, fmt=settings.log_format)
+
+        async def _migrate() -> None:
+            engine = make_engine(settings)
+            try:
+                await wait_for_database(engine)
+                await upgrade(engine, settings, spec.migrations)
+            finally:
+                await engine.dispose()
+
+        asyncio.run(_migrate())
+        return
+    if command != "serve":
+        sys.exit(f"usage: escalator-{spec.name} [serve|migrate]")
+    uvicorn.run(
+        create_app(spec, settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )

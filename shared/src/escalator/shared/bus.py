@@ -1,0 +1,74 @@
+"""Kafka clients configured the one way the design allows.
+
+``acks=all`` and no idempotent producer or transactions: the local broker rejects
+``InitProducerId``, and the outbox/inbox design makes them unnecessary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from escalator.shared.events import ALL_TOPICS
+from escalator.shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+def make_producer(settings: ServiceSettings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=f"escalator-{settings.service_name}",
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=5,
+        request_timeout_ms=15000,
+        retry_backoff_ms=200,
+    )
+
+
+async def broker_reachable(settings: ServiceSettings, timeout: float = 2.0) -> bool:
+    """True when a fresh connection gets cluster metadata; used by ``/readyz``."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=int(timeout * 1000)
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        return True
+    except (TimeoutError, KafkaError, OSError):
+        return False
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(settings: ServiceSettings, *, attempts: int = 30) -> list[str]:
+    """Create every Escalator topic that does not exist yet; safe to run from any replica.
+
+    Retries while the broker comes up, so a launcher or a Compose one-shot job can run it
+    right after starting the broker.
+    """
+    wanted = [settings.topic(name) for name in ALL_TOPICS]
+    for attempt in range(1, attempts + 1):
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [name for name in wanted if name not in existing]
+            if missing:
+                await admin.create_topics(
+                    [NewTopic(name, settings.topic_partitions, 1) for name in missing]
+                )
+                log.info("created topics", extra={"topics": missing})
+            return missing
+        except (KafkaError, OSError) as exc:
+            if attempt == attempts:
+                raise
+            log.warning("broker not ready for topic creation (%s); retrying", exc)
+            await asyncio.sleep(min(0.2 * attempt, 2.0))
+        finally:
+            await admin.close()
+    return []

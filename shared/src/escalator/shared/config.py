@@ -1,0 +1,41 @@
+"""The versioned YAML configuration file (``ESCALATOR_CONFIG_FILE``).
+
+One file, one top-level section per service (``router``, ``sla``, ``notifier``...), so a
+platform team keeps all of it in git and ships the same ConfigMap to every service. A
+service validates only its own section, with its own pydantic model, at start-up, and
+refuses to start on an invalid file, naming the offending entry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def load_section(path: Path | None, section: str, model: type[M]) -> M:
+    """The validated ``section`` of the file at ``path``; the model's defaults when absent."""
+    if path is None:
+        return model()
+    try:
+        document = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ConfigError(f"config file {path} must be a mapping of sections")
+    try:
+        return model.model_validate(document.get(section) or {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{section}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid config file {path}: {problems}") from exc

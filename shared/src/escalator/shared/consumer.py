@@ -1,0 +1,313 @@
+"""The consumer runner: apply each event once, commit offsets only after the effect.
+
+For each partition's batch the runner opens one database transaction and, per message:
+parses the CloudEvent (unparseable -> dead letter), claims its id in the inbox (already
+there -> duplicate, nothing to do), and runs the typed handler inside a savepoint, with
+a few attempts before the message is dead-lettered. Dead letters go through the outbox
+in the same transaction, so "moved to dlq" and "offset advanced" cannot disagree. Only
+after the transaction commits are the partition's offsets committed.
+
+Infrastructure failures (database or connection errors) are not the message's fault:
+the batch is retried with backoff until it succeeds or the service stops, and nothing
+is dead-lettered for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from pydantic import ValidationError
+from sqlalchemy import insert
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from escalator.shared import metrics
+from escalator.shared.db import inbox
+from escalator.shared.events import ALL_TOPICS, DLQ, CloudEvent, EventData, parse_event, utcnow
+from escalator.shared.logs import log_context
+from escalator.shared.outbox import enqueue
+from escalator.shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+D = TypeVar("D", bound=EventData)
+Handler = Callable[..., Awaitable[None]]
+
+
+class Handlers:
+    """What a service does per event type; also tells the runner which topics to read."""
+
+    def __init__(self) -> None:
+        self._by_type: dict[str, Handler] = {}
+        self._every: Handler | None = None
+
+    def on(self, *models: type[EventData]) -> Callable[[Handler], Handler]:
+        def register(fn: Handler) -> Handler:
+            for model in models:
+                if model.event_type in self._by_type:
+                    raise ValueError(f"two handlers for {model.event_type}")
+                self._by_type[model.event_type] = fn
+            return fn
+
+        return register
+
+    def on_every(self, fn: Handler) -> Handler:
+        """Run ``fn`` for every known event on every topic (before any typed handler)."""
+        self._every = fn
+        return fn
+
+    def topics(self) -> list[str]:
+        if self._every is not None:
+            return [t for t in ALL_TOPICS if t != DLQ]
+        from escalator.shared.events import EVENT_TYPES
+
+        return sorted({EVENT_TYPES[t].topic for t in self._by_type})
+
+    async def dispatch(self, event: CloudEvent[Any], session: AsyncSession) -> bool:
+        """Apply ``event``; False when this service has nothing to do with its type."""
+        handled = False
+        if self._every is not None:
+            await self._every(event, session=session)
+            handled = True
+        handler = self._by_type.get(event.type)
+        if handler is not None:
+            await handler(event, session=session)
+            handled = True
+        return handled
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """Errors that say the database or network is unwell rather than the message bad."""
+    if isinstance(exc, IntegrityError):
+        return False
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or type(exc).__name__ in {
+            "OperationalError",
+            "InterfaceError",
+        }
+    return isinstance(exc, OSError | ConnectionError | TimeoutError)
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        handlers: Handlers,
+        *,
+        topics: Iterable[str] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._sessionmaker = sessionmaker
+        self._handlers = handlers
+        self._topics = list(topics or handlers.topics())
+        self._stopping = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self.connected = False
+
+    def stop(self) -> None:
+        """Ask the runner to finish its batch, commit, and leave the group."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while not self._stopping.is_set():
+            consumer = AIOKafkaConsumer(
+                *[self._settings.topic(t) for t in self._topics],
+                bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                group_id=self._settings.consumer_group,
+                client_id=f"escalator-{self._settings.service_name}",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=self._settings.consumer_batch_size,
+                session_timeout_ms=10_000,
+                heartbeat_interval_ms=2_000,
+            )
+            try:
+                await consumer.start()
+            except (KafkaError, OSError) as exc:
+                log.warning("consumer cannot reach the broker (%s); retrying in %.1fs",
+                            exc, backoff)
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            self._consumer = consumer
+            self.connected = True
+            try:
+                await self._loop(consumer)
+            finally:
+                self.connected = False
+                self._consumer = None
+                # Leaves the group so partitions move to the other replicas at once.
+                await consumer.stop()
+
+    async def _loop(self, consumer: AIOKafkaConsumer) -> None:
+        while not self._stopping.is_set():
+            batches = await consumer.getmany(timeout_ms=500)
+            for tp, records in batches.items():
+                if not await self._apply_batch(tp, records):
+                    return  # stopping while the database is away: leave uncommitted
+                await self._commit(consumer, tp, records[-1].offset + 1)
+                high = consumer.highwater(tp)
+                if high is not None:
+                    metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
+                        max(high - records[-1].offset - 1, 0)
+                    )
+
+    async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        try:
+            await consumer.commit({tp: offset})
+        except CommitFailedError as exc:
+            # The partition moved to another replica mid-batch; it will redeliver and the
+            # inbox turns the redelivery into a no-op.
+            log.warning("offset commit refused after a rebalance: %s", exc)
+
+    async def _apply_batch(self, tp: TopicPartition, records: list[ConsumerRecord]) -> bool:
+        backoff = 0.2
+        while True:
+            try:
+                async with self._sessionmaker() as session, session.begin():
+                    for record in records:
+                        await self._apply(session, record)
+                return True
+            except Exception as exc:
+                if not is_infrastructure_error(exc):
+                    raise
+                log.warning("database unavailable while applying %s (%s); retrying in %.1fs",
+                            tp, exc, backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), backoff)
+                if self._stopping.is_set():
+                    return False
+                backoff = min(backoff * 2, 5.0)
+
+    async def _apply(self, session: AsyncSession, record: ConsumerRecord) -> None:
+        topic = self._logical(record.topic)
+        try:
+            event = parse_event(record.value or b"")
+        except (ValidationError, ValueError) as exc:
+            origin = f"raw:{record.topic}:{record.partition}:{record.offset}"
+            if await self._claim(session, origin, "unparseable", topic):
+                self._dead_letter(session, record, topic, "unparseable", exc)
+            metrics.EVENTS_CONSUMED.labels(topic, "unknown", "dead_lettered").inc()
+            return
+        if event is None:
+            metrics.EVENTS_CONSUMED.labels(topic, "unknown", "skipped").inc()
+            return
+        with log_context(event_id=event.id, ticket_id=event.subject, event_type=event.type):
+            outcome = await self._apply_event(session, record, topic, event)
+            metrics.EVENTS_CONSUMED.labels(topic, event.type, outcome).inc()
+
+    async def _apply_event(
+        self, session: AsyncSession, record: ConsumerRecord, topic: str, event: CloudEvent[Any]
+    ) -> str:
+        last_error: Exception | None = None
+        for attempt in range(1, self._settings.handler_max_attempts + 1):
+            started = time.perf_counter()
+            try:
+                async with session.begin_nested():
+                    if not await self._claim(session, event.id, event.type, topic):
+                        return "duplicate"
+                    handled = await self._handlers.dispatch(event, session)
+            except Exception as exc:
+                if is_infrastructure_error(exc):
+                    raise
+                last_error = exc
+                log.warning("handler failed (attempt %d of %d)", attempt,
+                            self._settings.handler_max_attempts, exc_info=True)
+                await asyncio.sleep(0.05 * attempt)
+                continue
+            metrics.EVENT_PROCESSING.labels(topic, event.type).observe(
+                time.perf_counter() - started
+            )
+            metrics.EVENT_AGE.labels(topic, event.type).observe(
+                max((utcnow() - event.time).total_seconds(), 0.0)
+            )
+            return "processed" if handled else "skipped"
+        assert last_error is not None
+        # Claimed outside the failed savepoints, so a redelivery is not dead-lettered twice.
+        if await self._claim(session, event.id, event.type, topic):
+            self._dead_letter(session, record, topic, "handler_failed", last_error)
+        return "dead_lettered"
+
+    async def _claim(
+        self, session: AsyncSession, event_id: str, event_type: str, topic: str
+    ) -> bool:
+        """Record ``event_id`` in the inbox; False when it was already there.
+
+        A concurrent replica holding the same id makes the insert wait for it, then fail,
+        so exactly one of them applies the event.
+        """
+        try:
+            async with session.begin_nested():
+                await session.execute(
+                    insert(inbox).values(
+                        event_id=event_id, event_type=event_type, topic=topic,
+                        processed_at=utcnow(),
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def _dead_letter(
+        self,
+        session: AsyncSession,
+        record: ConsumerRecord,
+        topic: str,
+        reason: str,
+        error: BaseException,
+    ) -> None:
+        metrics.DEAD_LETTERED.labels(topic, reason).inc()
+        value: bytes = record.value or b""
+        try:
+            text_value: str | None = value.decode()
+            encoded = None
+        except UnicodeDecodeError:
+            text_value, encoded = None, base64.b64encode(value).decode()
+        letter = {
+            "reason": reason,
+            "error": f"{type(error).__name__}: {error}"[:4000],
+            "service": self._settings.service_name,
+            "consumer_group": self._settings.consumer_group,
+            "origin": {
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "timestamp_ms": record.timestamp,
+                "key": record.key.decode(errors="replace") if record.key else None,
+            },
+            "value": text_value,
+            "value_base64": encoded,
+            "dead_lettered_at": utcnow().isoformat(),
+        }
+        log.error("dead-lettering message from %s[%d]@%d: %s", record.topic, record.partition,
+                  record.offset, letter["error"])
+        key = f"{record.topic}:{record.partition}:{record.offset}"
+        enqueue(
+            session,
+            topic=DLQ,
+            key=record.key.decode(errors="replace") if record.key else key,
+            event_id=f"dlq:{self._settings.consumer_group}:{key}",
+            event_type=f"dlq.{reason}",
+            payload=json.dumps(letter),
+        )
+
+    def _logical(self, topic: str) -> str:
+        prefix = self._settings.topic_prefix
+        return topic[len(prefix):] if prefix and topic.startswith(prefix) else topic
+
+
+__all__ = ["ConsumerRunner", "Handlers", "is_infrastructure_error"]

@@ -1,0 +1,181 @@
+"""Database engines, sessions, and the tables every service carries (outbox and inbox).
+
+One URL picks the backend: PostgreSQL via asyncpg (each service in its own schema,
+selected through ``search_path`` so models and migrations stay schema-agnostic) or
+SQLite via aiosqlite (each service in its own file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    event,
+    text,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeDecorator
+
+from escalator.shared.settings import ServiceSettings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[Any]):
+    """Timezone-aware datetimes on both backends (SQLite drops the offset otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given; Escalator stores UTC-aware datetimes only")
+        return value
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
+
+#: Tables owned by the shared mechanisms; every service's first migration creates them.
+bus_metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+outbox = Table(
+    "outbox",
+    bus_metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("event_id", String(255), nullable=False, unique=True),
+    Column("topic", String(200), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("event_type", String(200), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    # The relay scans only unsent rows; a partial index keeps that scan tiny however
+    # many sent rows remain.
+    Index(
+        "ix_outbox_unsent",
+        "id",
+        postgresql_where=text("sent_at IS NULL"),
+        sqlite_where=text("sent_at IS NULL"),
+    ),
+)
+
+inbox = Table(
+    "inbox",
+    bus_metadata,
+    Column("event_id", String(255), primary_key=True),
+    Column("event_type", String(200), nullable=False),
+    Column("topic", String(200), nullable=False),
+    Column("processed_at", UTCDateTime, nullable=False),
+)
+
+
+def make_engine(settings: ServiceSettings) -> AsyncEngine:
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _sqlite_write_locks(engine)
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"search_path": settings.db_schema}},
+    )
+
+
+def _sqlite_write_locks(engine: AsyncEngine) -> None:
+    """Take SQLite's write lock at BEGIN so concurrent transactions queue, not fail.
+
+    Deferred transactions that read and then write fail with "database is locked" when
+    another writer got in between; BEGIN IMMEDIATE plus WAL makes them wait instead.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_ON_COMMIT = "escalator.on_commit"
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """A sessionmaker with its own sync Session subclass, so per-service session event
+    hooks (the outbox relay's wake-up) never fire for another service in the same process."""
+    session_class = type("EscalatorSession", (Session,), {})
+
+    def _after_commit(session: Session) -> None:
+        for callback in session.info.pop(_ON_COMMIT, []):
+            callback()
+
+    def _after_rollback(session: Session) -> None:
+        session.info.pop(_ON_COMMIT, None)
+
+    event.listen(session_class, "after_commit", _after_commit)
+    event.listen(session_class, "after_rollback", _after_rollback)
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=session_class)
+
+
+def on_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the session's transaction commits; never if it rolls back.
+
+    For work that must only follow a durable change, such as waking a timer loop for a
+    deadline that was just stored.
+    """
+    session.sync_session.info.setdefault(_ON_COMMIT, []).append(callback)
+
+
+async def session_scope(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """One transaction per unit of work: committed on success, rolled back on error."""
+    async with sessionmaker() as session, session.begin():
+        yield session
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))

@@ -1,0 +1,57 @@
+"""Prometheus metrics of the shared mechanisms.
+
+Module-level so each is registered once per process. Labels are bounded sets (topic,
+event type, route template, status); never ticket ids. Domain figures live in each
+service's own module, next to the code that changes them.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter(
+    "escalator_http_requests_total",
+    "HTTP requests answered, by method, route template and status code.",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "escalator_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and route template.",
+    ["method", "route"],
+)
+EVENTS_PRODUCED = Counter(
+    "escalator_events_produced_total",
+    "Events published to Kafka by the outbox relay, by logical topic and event type.",
+    ["topic", "type"],
+)
+EVENTS_CONSUMED = Counter(
+    "escalator_events_consumed_total",
+    "Events taken from Kafka, by topic, event type and outcome "
+    "(processed, duplicate, skipped, dead_lettered).",
+    ["topic", "type", "outcome"],
+)
+EVENT_PROCESSING = Histogram(
+    "escalator_event_processing_seconds",
+    "Time a handler took to apply one event, by topic and event type.",
+    ["topic", "type"],
+)
+EVENT_AGE = Histogram(
+    "escalator_event_age_seconds",
+    "Time from an event's CloudEvents time to when this service applied it.",
+    ["topic", "type"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+CONSUMER_LAG = Gauge(
+    "escalator_consumer_lag_messages",
+    "Messages between the partition's high watermark and this consumer's position.",
+    ["topic", "partition"],
+)
+OUTBOX_BACKLOG = Gauge(
+    "escalator_outbox_backlog_events",
+    "Committed events not yet published to Kafka.",
+)
+DEAD_LETTERED = Counter(
+    "escalator_dead_lettered_total",
+    "Messages sent to the dead-letter topic, by source topic and reason.",
+    ["topic", "reason"],
+)

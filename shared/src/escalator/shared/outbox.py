@@ -1,0 +1,255 @@
+"""Transactional outbox: events are rows in the same transaction as the change.
+
+``publish()`` only inserts a row; nothing leaves the process until that transaction
+commits, so a rollback publishes nothing. The relay then copies committed rows to
+Kafka in id order with ``acks=all`` and marks them sent. A crash between send and mark
+re-sends a row: consumers deduplicate by event id (inbox), which is the contract.
+
+Ordering: one ticket's events must stay in order, so only one relay per service may be
+active at a time. On PostgreSQL the relay that holds a session advisory lock (on a
+connection of its own) is the leader; other replicas stand by and take over within a
+poll interval when that connection dies. The relay never holds a database transaction
+open while it waits for the broker, so a broker outage never blocks writers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from sqlalchemy import event, func, select, text, update
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, registry
+
+from escalator.shared import metrics
+from escalator.shared.bus import make_producer
+from escalator.shared.db import outbox
+from escalator.shared.events import CloudEvent, EventData, utcnow
+from escalator.shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+_WAKE_FLAG = "escalator.outbox.pending"
+
+
+class OutboxRow:
+    """ORM handle on the ``outbox`` table, so queuing an event is a plain ``session.add``."""
+
+    def __init__(self, **values: Any) -> None:
+        for name, value in values.items():
+            setattr(self, name, value)
+
+
+registry().map_imperatively(OutboxRow, outbox)
+
+
+def publish(session: AsyncSession, event: CloudEvent[Any]) -> None:
+    """Queue ``event`` for publication when (and only if) ``session``'s transaction commits.
+
+    Rows flush in the order they were added, so one session's events keep their order.
+    """
+    enqueue(
+        session,
+        topic=event.topic,
+        key=event.subject,
+        event_id=event.id,
+        event_type=event.type,
+        payload=event.model_dump_json(),
+    )
+
+
+def enqueue(
+    session: AsyncSession, *, topic: str, key: str, event_id: str, event_type: str, payload: str
+) -> None:
+    """Queue any message (a CloudEvent, or a dead letter) on a logical topic."""
+    session.sync_session.info[_WAKE_FLAG] = True
+    session.add(
+        OutboxRow(
+            event_id=event_id,
+            topic=topic,
+            key=key,
+            event_type=event_type,
+            payload=payload,
+            created_at=utcnow(),
+        )
+    )
+
+
+def emit(
+    session: AsyncSession,
+    data: EventData,
+    *,
+    source: str,
+    time: datetime | None = None,
+) -> CloudEvent[Any]:
+    """Wrap ``data`` in an envelope and queue it; returns the envelope for logging/tests."""
+    event = CloudEvent.wrap(data, source=source, time=time)
+    publish(session, event)
+    return event
+
+
+class Relay:
+    """Publishes committed outbox rows to Kafka; retries with backoff while the broker is down."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        producer_factory: Any = make_producer,
+    ) -> None:
+        self._settings = settings
+        self._sessionmaker = sessionmaker
+        self._producer_factory = producer_factory
+        self._producer: AIOKafkaProducer | None = None
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._lease: AsyncConnection | None = None
+        self._lock_id = zlib.crc32(f"escalator-outbox-{settings.db_schema}".encode())
+        self.connected = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def install_commit_hook(self) -> None:
+        """Wake the relay right after any commit that queued events: no polling delay.
+
+        ``make_sessionmaker`` gives each sessionmaker its own Session subclass, so the
+        hook sees only this service's sessions.
+        """
+        session_class = self._sessionmaker.kw["sync_session_class"]
+        wake = self.wake
+
+        def _after_commit(session: Session) -> None:
+            if session.info.pop(_WAKE_FLAG, False):
+                wake()
+
+        def _after_rollback(session: Session) -> None:
+            session.info.pop(_WAKE_FLAG, None)
+
+        event.listen(session_class, "after_commit", _after_commit)
+        event.listen(session_class, "after_rollback", _after_rollback)
+
+    async def run(self) -> None:
+        backoff = 0.1
+        try:
+            while not self._stopping:
+                try:
+                    sent = 0
+                    if await self._hold_lease():
+                        await self._ensure_producer()
+                        sent = await self.relay_once()
+                    backoff = 0.1
+                    if sent == 0:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(
+                                self._wake.wait(), self._settings.outbox_poll_seconds
+                            )
+                        self._wake.clear()
+                except (KafkaError, OSError, OperationalError, DBAPIError, TimeoutError) as exc:
+                    self.connected = False
+                    log.warning(
+                        "outbox relay failed (%s: %s); retrying in %.1fs",
+                        type(exc).__name__, exc, backoff,
+                    )
+                    await self._reset_producer()
+                    await self._release_lease()
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            await self._reset_producer()
+            await self._release_lease()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def relay_once(self) -> int:
+        """Publish one batch of unsent rows in id order; returns how many were sent."""
+        assert self._producer is not None
+        async with self._sessionmaker() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.event_type,
+                           outbox.c.payload)
+                    .where(outbox.c.sent_at.is_(None))
+                    .order_by(outbox.c.id)
+                    .limit(self._settings.outbox_batch_size)
+                )
+            ).all()
+            if not rows:
+                metrics.OUTBOX_BACKLOG.set(0)
+                return 0
+        # Send the whole batch, then wait: aiokafka keeps one in-flight batch per
+        # partition, so per-key order holds while the round trips overlap.
+        futures = [
+            await self._producer.send(
+                self._settings.topic(row.topic), value=row.payload.encode(), key=row.key.encode()
+            )
+            for row in rows
+        ]
+        await asyncio.gather(*futures)
+        async with self._sessionmaker() as session, session.begin():
+            await session.execute(
+                update(outbox)
+                .where(outbox.c.id.in_([row.id for row in rows]))
+                .values(sent_at=utcnow())
+            )
+            backlog = await session.scalar(
+                select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+            )
+        metrics.OUTBOX_BACKLOG.set(backlog or 0)
+        for row in rows:
+            metrics.EVENTS_PRODUCED.labels(row.topic, row.event_type).inc()
+        self.connected = True
+        return len(rows)
+
+    async def _hold_lease(self) -> bool:
+        """Become (or stay) the one relay of this service; always true on SQLite."""
+        engine = self._sessionmaker.kw["bind"]
+        if engine.dialect.name != "postgresql":
+            return True
+        if self._lease is None:
+            conn = await engine.connect()
+            got = await conn.scalar(text("SELECT pg_try_advisory_lock(:id)"), {"id": self._lock_id})
+            await conn.commit()
+            if not got:
+                await conn.close()
+                return False
+            self._lease = conn
+            log.info("outbox relay is the leader for schema %s", self._settings.db_schema)
+        else:
+            # A dead lease connection means another replica may lead now: find out
+            # before publishing anything.
+            await self._lease.scalar(text("SELECT 1"))
+            await self._lease.commit()
+        return True
+
+    async def _release_lease(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            with contextlib.suppress(Exception):
+                await lease.close()
+
+    async def _ensure_producer(self) -> None:
+        if self._producer is None:
+            producer = self._producer_factory(self._settings)
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+            self.connected = True
+
+    async def _reset_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.support import PG_URL, Broker, Env, new_prefix
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    broker = Broker(tmp_path_factory.mktemp("broker"))
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+async def postgres_available() -> None:
+    engine = create_async_engine(PG_URL)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except OSError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {PG_URL}: {exc} (make test starts it)")
+    finally:
+        await engine.dispose()
+
+
+async def _drop_schemas(env: Env) -> None:
+    engine = create_async_engine(PG_URL)
+    async with engine.begin() as conn:
+        schemas = (await conn.execute(
+            text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
+            {"p": f"t_{env.prefix.strip('.')}%"},
+        )).scalars().all()
+        for schema in schemas:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    await engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def env(
+    request: pytest.FixtureRequest, broker: Broker, tmp_path: Path, postgres_available: None
+) -> AsyncIterator[Env]:
+    """A fresh topic prefix and database, once per backend, for one test."""
+    env = Env(broker=broker, backend=request.param, tmp_path=tmp_path, prefix=new_prefix())
+    yield env
+    if env.backend == "postgresql":
+        await _drop_schemas(env)
+
+
+@pytest.fixture
+async def pg_env(
+    broker: Broker, tmp_path: Path, postgres_available: None
+) -> AsyncIterator[Env]:
+    """PostgreSQL only, for tests of PostgreSQL-specific behaviour."""
+    env = Env(broker=broker, backend="postgresql", tmp_path=tmp_path, prefix=new_prefix())
+    yield env
+    await _drop_schemas(env)
