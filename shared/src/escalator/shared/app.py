@@ -73,6 +73,16 @@ class ServiceSpec:
     workers: list[Worker] = field(default_factory=list)
 
 
+_RUNTIME = "escalator.runtime"
+
+
+def runtime_of(session: AsyncSession) -> Runtime:
+    """The service a session belongs to, for handlers and service code that need its
+    settings or workers (e.g. to wake a timer loop) without global state."""
+    runtime: Runtime = session.info[_RUNTIME]
+    return runtime
+
+
 def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
@@ -99,6 +109,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         relay = Relay(settings, sessionmaker)
         relay.install_commit_hook()
         runtime = Runtime(settings, engine, sessionmaker, relay, settings.api_key_table())
+        sessionmaker.configure(info={_RUNTIME: runtime})
         app.state.runtime = runtime
         if spec.on_startup is not None:
             await spec.on_startup(runtime)
