@@ -102,10 +102,12 @@ class Env:
             "db_schema": schema,
             "kafka_bootstrap_servers": self.broker.bootstrap,
             "topic_prefix": self.prefix,
+            "consumer_group": f"{self.prefix}{name}",
             "topic_partitions": 3,
             "api_key": API_KEY,
             "log_format": "text",
             "outbox_poll_seconds": 0.2,
+            "consumer_session_timeout_ms": 6_000,
         }
         values.update(overrides)
         return cls(**values)
@@ -131,7 +133,9 @@ class RunningService:
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.settings.port,
                                 log_config=None, access_log=False, lifespan="on")
         self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # The test process owns its signals: a service that SIGTERMs itself on a crashed
+        # worker must stop only its server, not re-raise the signal into pytest.
+        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
         self._task = asyncio.create_task(self._server.serve())
         await wait_until(lambda: self._server is not None and self._server.started, timeout=30,
                          message=f"{self.spec.name} did not start")

@@ -112,6 +112,7 @@ class ConsumerRunner:
         self._topics = list(topics or handlers.topics())
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+        self._closing: asyncio.Future[None] | None = None
         self.connected = False
 
     def stop(self) -> None:
@@ -129,11 +130,17 @@ class ConsumerRunner:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 max_poll_records=self._settings.consumer_batch_size,
-                session_timeout_ms=10_000,
-                heartbeat_interval_ms=2_000,
+                session_timeout_ms=self._settings.consumer_session_timeout_ms,
+                heartbeat_interval_ms=max(self._settings.consumer_session_timeout_ms // 5, 500),
             )
             try:
-                await consumer.start()
+                # Joining a group can take seconds (brokers delay the first rebalance);
+                # a shutdown must not wait for it.
+                if not await self._until_stopped(consumer.start()):
+                    # Leaving mid-join waits out the same delay; let it end in the
+                    # background instead of holding up the shutdown.
+                    self._closing = asyncio.ensure_future(consumer.stop())
+                    return
             except (KafkaError, OSError) as exc:
                 log.warning("consumer cannot reach the broker (%s); retrying in %.1fs",
                             exc, backoff)
@@ -152,6 +159,22 @@ class ConsumerRunner:
                 self._consumer = None
                 # Leaves the group so partitions move to the other replicas at once.
                 await consumer.stop()
+
+    async def _until_stopped(self, coro: Awaitable[None]) -> bool:
+        """Await ``coro`` unless ``stop()`` comes first; True when ``coro`` finished."""
+        work = asyncio.ensure_future(coro)
+        stopped = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if work.done():
+            work.result()
+            return True
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError, KafkaError, OSError):
+            await work
+        return False
 
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping.is_set():

@@ -48,6 +48,7 @@ class ServiceSettings(BaseSettings):
     topic_partitions: int = Field(default=6, ge=1)
     consumer_group: str = ""
     consumer_batch_size: int = Field(default=500, ge=1)
+    consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     handler_max_attempts: int = Field(default=3, ge=1)
 
     outbox_batch_size: int = Field(default=500, ge=1)

@@ -1,0 +1,148 @@
+"""The consumer runner: one effect per event, dead letters for poison, no loss on crash."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka import TopicPartition
+
+from escalator.shared.bus import ensure_topics
+from escalator.shared.consumer import ConsumerRunner
+from escalator.shared.db import make_engine, make_sessionmaker
+from escalator.shared.events import CloudEvent
+from escalator.shared.migrations import upgrade
+from tests.shared.factories import envelope, ticket_created, wire
+from tests.shared.probe.app import SPEC, ProbeSettings, effect_count, handlers
+from tests.support import Env, RunningService, produce, read_topic, running, wait_until
+
+
+async def count(svc: RunningService, **where: str) -> int:
+    async with svc.runtime.sessionmaker() as session:
+        return await effect_count(session, **where)
+
+
+@pytest.fixture
+async def probe(env: Env) -> AsyncIterator[RunningService]:
+    async with running(SPEC, env.settings(ProbeSettings)) as svc:
+        yield svc
+
+
+async def test_same_event_delivered_twice_has_one_effect(env: Env, probe: RunningService) -> None:
+    topic = f"{env.prefix}tickets"
+    event = envelope(ticket_created("t-1"))
+    marker = envelope(ticket_created("t-1", external_id="marker"))
+    for message in (event, event, marker):  # one key, one partition: in this order
+        await produce(env.broker.bootstrap, topic, *wire(message))
+
+    await wait_until(lambda: count(probe, event_id=marker.id), message="marker not applied")
+    assert await count(probe, event_id=event.id) == 1
+
+
+async def test_non_cloudevent_is_dead_lettered_and_the_partition_moves_on(
+    env: Env, probe: RunningService
+) -> None:
+    topic = f"{env.prefix}tickets"
+    await produce(env.broker.bootstrap, topic, b"\xff not json", key=b"t-2")
+    await produce(env.broker.bootstrap, topic, b'{"specversion": "1.0"}', key=b"t-2")
+    after = envelope(ticket_created("t-2"))
+    await produce(env.broker.bootstrap, topic, *wire(after))
+
+    await wait_until(lambda: count(probe, event_id=after.id), message="next message not applied")
+    letters = [json.loads(r.value) for r in
+               await read_topic(env.broker.bootstrap, f"{env.prefix}dlq", count=2)]
+    assert [letter["reason"] for letter in letters] == ["unparseable", "unparseable"]
+    assert letters[0]["value_base64"] is not None and letters[1]["value"] is not None
+    assert {letter["origin"]["topic"] for letter in letters} == {topic}
+    assert letters[0]["origin"]["offset"] < letters[1]["origin"]["offset"]
+    assert letters[0]["service"] == "probe" and "Error" in letters[0]["error"]
+
+
+async def test_handler_that_keeps_failing_is_dead_lettered_once(
+    env: Env, probe: RunningService
+) -> None:
+    topic = f"{env.prefix}tickets"
+    poison = envelope(ticket_created("t-3", subject="poison"))
+    after = envelope(ticket_created("t-3"))
+    for message in (poison, poison, after):
+        await produce(env.broker.bootstrap, topic, *wire(message))
+
+    await wait_until(lambda: count(probe, event_id=after.id), message="next message not applied")
+    letters = await read_topic(env.broker.bootstrap, f"{env.prefix}dlq", count=2, timeout=2)
+    assert len(letters) == 1
+    letter = json.loads(letters[0].value)
+    assert letter["reason"] == "handler_failed"
+    assert "this ticket always fails" in letter["error"]
+    assert json.loads(letter["value"])["id"] == poison.id
+
+
+async def test_unknown_event_types_are_skipped_not_dead_lettered(
+    env: Env, probe: RunningService
+) -> None:
+    topic = f"{env.prefix}tickets"
+    future = {
+        "specversion": "1.0", "id": "future-1", "source": "/elsewhere",
+        "type": "ticket.teleported.v9", "subject": "t-4",
+        "time": "2026-11-23T10:00:00Z", "data": {"anything": True},
+    }
+    await produce(env.broker.bootstrap, topic, json.dumps(future).encode(), key=b"t-4")
+    after = envelope(ticket_created("t-4"))
+    await produce(env.broker.bootstrap, topic, *wire(after))
+
+    await wait_until(lambda: count(probe, event_id=after.id), message="next message not applied")
+    assert await read_topic(env.broker.bootstrap, f"{env.prefix}dlq", count=1, timeout=1) == []
+
+
+class Crash(Exception):
+    """Stands for the process dying between storing the effect and committing the offset."""
+
+
+class CrashBeforeCommit(ConsumerRunner):
+    async def _commit(self, consumer: object, tp: TopicPartition, offset: int) -> None:
+        raise Crash
+
+
+async def test_crash_after_effect_before_offset_commit_is_not_repeated(env: Env) -> None:
+    settings = env.settings(ProbeSettings)
+    await ensure_topics(settings)
+    engine = make_engine(settings)
+    await upgrade(engine, settings, SPEC.migrations)
+    sessionmaker = make_sessionmaker(engine)
+    event = envelope(ticket_created("t-5"))
+    await produce(env.broker.bootstrap, f"{env.prefix}tickets", *wire(event))
+
+    async def effects() -> int:
+        async with sessionmaker() as session:
+            return await effect_count(session, event_id=event.id)
+
+    try:
+        with pytest.raises(Crash):
+            await asyncio.wait_for(ConsumerRunner.run(CrashBeforeCommit(
+                settings, sessionmaker, handlers)), 30)
+        assert await effects() == 1
+
+        # Restart: the offset was never committed, so the event comes again.
+        runner = ConsumerRunner(settings, sessionmaker, handlers)
+        task = asyncio.create_task(runner.run())
+        marker = envelope(ticket_created("t-5", external_id="marker"))
+        await produce(env.broker.bootstrap, f"{env.prefix}tickets", *wire(marker))
+
+        async def marker_applied() -> int:
+            async with sessionmaker() as session:
+                return await effect_count(session, event_id=marker.id)
+
+        await wait_until(marker_applied, message="restarted consumer applied nothing")
+        runner.stop()
+        await asyncio.wait_for(task, 30)
+        assert await effects() == 1
+    finally:
+        await engine.dispose()
+
+
+def test_event_envelope_round_trips() -> None:
+    event = envelope(ticket_created("t-6"))
+    value, key = wire(event)
+    parsed = CloudEvent.model_validate_json(value)
+    assert parsed.id == event.id and key == b"t-6"

@@ -1,0 +1,79 @@
+"""The outbox publishes exactly the events whose transactions committed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from escalator.shared.bus import ensure_topics
+from escalator.shared.outbox import emit
+from tests.shared.factories import ticket_created
+from tests.shared.probe.app import SPEC, ProbeSettings
+from tests.support import Broker, Env, RunningService, read_topic, running, wait_until
+
+
+class Boom(Exception):
+    pass
+
+
+async def test_event_is_published_when_and_only_when_its_transaction_commits(env: Env) -> None:
+    async with running(SPEC, env.settings(ProbeSettings)) as svc:
+        topic = f"{env.prefix}tickets"
+        async with svc.runtime.sessionmaker() as session:
+            async with session.begin():
+                event = emit(session, ticket_created(), source="/test")
+                await session.flush()
+                # Still uncommitted: nothing may reach the broker.
+                assert await read_topic(env.broker.bootstrap, topic, count=1, timeout=1.0) == []
+            records = await read_topic(env.broker.bootstrap, topic, count=1)
+        assert [json.loads(r.value)["id"] for r in records] == [event.id]
+        assert records[0].key == event.subject.encode()
+
+
+async def test_rolled_back_transaction_publishes_nothing(env: Env) -> None:
+    async with running(SPEC, env.settings(ProbeSettings)) as svc:
+        with pytest.raises(Boom):
+            async with svc.runtime.sessionmaker() as session, session.begin():
+                emit(session, ticket_created(), source="/test")
+                raise Boom
+        async with svc.runtime.sessionmaker() as session, session.begin():
+            kept = emit(session, ticket_created(), source="/test")
+        records = await read_topic(env.broker.bootstrap, f"{env.prefix}tickets", count=2,
+                                   timeout=2.0)
+        assert [json.loads(r.value)["id"] for r in records] == [kept.id]
+
+
+async def test_broker_outage_delays_but_loses_nothing(env: Env) -> None:
+    """The broker is down when the events commit; they go out, in order, once it is up."""
+    outage = Broker(env.tmp_path)  # port reserved, process not started yet
+    settings = env.settings(ProbeSettings, kafka_bootstrap_servers=outage.bootstrap)
+    svc = RunningService(SPEC, settings)
+    await svc.start()
+    try:
+        ticket = "ticket-during-outage"
+        sent = []
+        for n in range(5):
+            async with svc.runtime.sessionmaker() as session, session.begin():
+                sent.append(emit(session, ticket_created(ticket, external_id=f"e{n}"),
+                                 source="/test").id)
+        ready = await svc.client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["broker"] == "unreachable"
+
+        outage.start()
+        try:
+            await ensure_topics(settings)
+            records = await read_topic(outage.bootstrap, f"{env.prefix}tickets", count=5,
+                                       timeout=30)
+            assert [json.loads(r.value)["id"] for r in records] == sent
+            await wait_until(lambda: _ready(svc), message="service never became ready")
+        finally:
+            await svc.stop()
+            outage.stop()
+    except BaseException:
+        await svc.stop()
+        raise
+
+
+async def _ready(svc: RunningService) -> bool:
+    return (await svc.client.get("/readyz")).status_code == 200
