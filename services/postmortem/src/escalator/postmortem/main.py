@@ -1,0 +1,27 @@
+"""Entry point: ``escalator-postmortem [serve|migrate]``."""
+
+from pathlib import Path
+
+from escalator.postmortem.api import router
+from escalator.postmortem.handlers import handlers
+from escalator.postmortem.settings import PostmortemSettings
+from escalator.shared.app import ServiceSpec, serve
+from escalator.shared.settings import load_settings
+
+SPEC = ServiceSpec(
+    name="postmortem",
+    title="Escalator postmortem",
+    description="Collects every ticket's timeline across all topics and opens a post-mortem "
+    "with its measures when the ticket closes.",
+    migrations=Path(__file__).parent / "migrations",
+    routers=[router],
+    handlers=handlers,
+)
+
+
+def main() -> None:
+    serve(SPEC, load_settings(PostmortemSettings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+from escalator.shared.settings import ServiceSettings
+
+
+class PostmortemSettings(ServiceSettings):
+    service_name: str = "postmortem"
+    port: int = 8005
