@@ -1,0 +1,73 @@
+"""The ``notifier`` section of the versioned YAML file (``ESCALATOR_CONFIG_FILE``).
+
+Example::
+
+    notifier:
+      webhooks:
+        - id: ops-chat
+          url: https://hooks.example/escalations
+          events: [ticket.escalated, sla.breached]
+
+Entries are upserted by id at every start, so git stays the source of truth for the
+targets it names; targets it does not name are left alone (a later REST API may own
+them). ``ESCALATOR_WEBHOOK_URL`` owns the target with id ``default``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+#: Event types a webhook target may subscribe to: the ones the notifier consumes.
+NotifiableEvent = Literal["ticket.assigned", "ticket.escalated", "sla.breached"]
+DEFAULT_EVENTS: list[str] = ["ticket.assigned", "ticket.escalated"]
+DEFAULT_TARGET = "default"
+
+
+class WebhookConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
+    url: Annotated[str, StringConstraints(max_length=2000)]
+    events: list[NotifiableEvent] = Field(min_length=1)
+    enabled: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class NotifierConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    webhooks: list[WebhookConfig] = []
+
+    @field_validator("webhooks")
+    @classmethod
+    def _unique_ids(cls, value: list[WebhookConfig]) -> list[WebhookConfig]:
+        ids = [w.id for w in value]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate webhook ids: {', '.join(duplicates)}")
+        return value
+
+
+def effective_targets(config: NotifierConfig, webhook_url: str | None) -> list[WebhookConfig]:
+    """The YAML targets with the environment's default target applied on top.
+
+    ``ESCALATOR_WEBHOOK_URL`` sets the URL of ``default`` (keeping the events the YAML
+    gives it, if any). Without the variable and without a YAML entry, ``default`` is
+    disabled, so unsetting the variable really stops the posts.
+    """
+    targets = {w.id: w for w in config.webhooks}
+    yaml_default = targets.get(DEFAULT_TARGET)
+    if webhook_url is not None:
+        events = list(yaml_default.events) if yaml_default else DEFAULT_EVENTS
+        targets[DEFAULT_TARGET] = WebhookConfig.model_validate(
+            {"id": DEFAULT_TARGET, "url": webhook_url, "events": events}
+        )
+    return list(targets.values())

@@ -1,0 +1,4 @@
+from escalator.notifier.models import Base
+from escalator.shared.migrations import run_env
+
+run_env(Base.metadata)

@@ -1,0 +1,74 @@
+"""Notifier tables: where to send (webhook targets) and what was sent (deliveries)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Index, Integer, MetaData, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from escalator.shared.db import NAMING_CONVENTION, UTCDateTime
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"
+    sent = "sent"
+    failed = "failed"
+
+
+class WebhookTarget(Base):
+    """A webhook destination and the event types it hears of.
+
+    Loaded from YAML / the environment at start-up today; the rules API of a later
+    release edits the same rows.
+    """
+
+    __tablename__ = "webhook_targets"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]]
+    enabled: Mapped[bool]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Delivery(Base):
+    """One message about one event to one recipient on one channel, and its fate."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        # An event never yields two deliveries to one recipient, however often it arrives.
+        UniqueConstraint("about_event_id", "channel", "target_id"),
+        Index("ix_deliveries_ticket_id", "ticket_id"),
+        Index("ix_deliveries_created_at_id", "created_at", "id"),
+        # The dispatcher scans only pending rows by due time.
+        Index(
+            "ix_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(String(200))
+    about_event_id: Mapped[str] = mapped_column(String(255))
+    about_event_type: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(20))
+    target_id: Mapped[str] = mapped_column(String(100))
+    recipient: Mapped[str] = mapped_column(String(2000))
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]

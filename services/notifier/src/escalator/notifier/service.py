@@ -1,0 +1,216 @@
+"""Notifier operations on its own tables. They never commit: the caller owns the
+transaction, so a delivery's state change and the event reporting it commit together.
+
+Delivery lifecycle: pending -> sent | failed. A claim pushes ``next_attempt_at`` forward
+by a lease and counts the attempt; the outcome is recorded only if the row is still the
+one that was claimed (same status and attempt count), so a sender whose lease ran out
+cannot overwrite the outcome of the replica that took over.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from escalator.notifier import messages
+from escalator.notifier.config import WebhookConfig
+from escalator.notifier.models import Delivery, DeliveryStatus, WebhookTarget
+from escalator.shared.events import CloudEvent, NotificationFailed, NotificationSent, utcnow
+from escalator.shared.outbox import emit
+from escalator.shared.pagination import decode_cursor, encode_cursor
+from escalator.shared.problems import Problem
+
+SOURCE = "/escalator/notifier"
+WEBHOOK = "webhook"
+
+
+async def upsert_targets(session: AsyncSession, targets: list[WebhookConfig]) -> None:
+    """Insert or update targets by id; safe when several replicas start at once."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = utcnow()
+    for target in targets:
+        values = {"url": target.url, "events": list(target.events), "enabled": target.enabled,
+                  "updated_at": now}
+        await session.execute(
+            insert(WebhookTarget)
+            .values(id=target.id, created_at=now, **values)
+            .on_conflict_do_update(index_elements=[WebhookTarget.id], set_=values)
+        )
+
+
+async def disable_target(session: AsyncSession, target_id: str) -> None:
+    await session.execute(
+        update(WebhookTarget).where(WebhookTarget.id == target_id, WebhookTarget.enabled)
+        .values(enabled=False, updated_at=utcnow())
+    )
+
+
+async def list_targets(session: AsyncSession) -> list[WebhookTarget]:
+    return list((await session.scalars(select(WebhookTarget).order_by(WebhookTarget.id))).all())
+
+
+async def plan_deliveries(session: AsyncSession, event: CloudEvent[Any]) -> list[Delivery]:
+    """One pending webhook delivery per enabled target subscribed to ``event``'s type.
+
+    The unique (event, channel, target) key makes a second planning of the same event
+    a no-op, whatever path the duplicate took.
+    """
+    targets = [t for t in await list_targets(session) if t.enabled and event.type in t.events]
+    planned: list[Delivery] = []
+    now = utcnow()
+    for target in targets:
+        delivery_id = str(uuid.uuid4())
+        delivery = Delivery(
+            id=delivery_id, ticket_id=event.subject, about_event_id=event.id,
+            about_event_type=event.type, channel=WEBHOOK, target_id=target.id,
+            recipient=target.url, payload=messages.webhook_body(delivery_id, event),
+            status=DeliveryStatus.pending.value, attempts=0, next_attempt_at=now,
+            created_at=now,
+        )
+        try:
+            async with session.begin_nested():
+                session.add(delivery)
+        except IntegrityError:
+            continue
+        planned.append(delivery)
+    return planned
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery reserved for one send; ``attempts`` already counts this one."""
+
+    id: str
+    ticket_id: str
+    about_event_id: str
+    about_event_type: str
+    channel: str
+    recipient: str
+    payload: str
+    attempts: int
+
+
+async def claim_due(
+    session: AsyncSession, *, now: datetime, lease: timedelta, limit: int
+) -> list[Claim]:
+    """Reserve up to ``limit`` due deliveries until ``now + lease``.
+
+    On PostgreSQL, ``SKIP LOCKED`` lets replicas claim disjoint sets without waiting;
+    SQLite serialises writers, which gives the same result.
+    """
+    query = (
+        select(Delivery)
+        .where(Delivery.status == DeliveryStatus.pending, Delivery.next_attempt_at <= now)
+        .order_by(Delivery.next_attempt_at, Delivery.created_at, Delivery.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    claims = []
+    for row in (await session.scalars(query)).all():
+        row.attempts += 1
+        row.next_attempt_at = now + lease
+        claims.append(Claim(row.id, row.ticket_id, row.about_event_id, row.about_event_type,
+                            row.channel, row.recipient, row.payload, row.attempts))
+    return claims
+
+
+async def _settle(session: AsyncSession, claim: Claim, **values: Any) -> bool:
+    result = await session.execute(
+        update(Delivery)
+        .where(Delivery.id == claim.id, Delivery.status == DeliveryStatus.pending,
+               Delivery.attempts == claim.attempts)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def _outcome(claim: Claim) -> dict[str, Any]:
+    return {"ticket_id": claim.ticket_id, "delivery_id": claim.id, "channel": claim.channel,
+            "recipient": claim.recipient, "about_event_id": claim.about_event_id,
+            "about_event_type": claim.about_event_type, "attempts": claim.attempts}
+
+
+async def mark_sent(session: AsyncSession, claim: Claim) -> bool:
+    now = utcnow()
+    if not await _settle(session, claim, status=DeliveryStatus.sent.value, sent_at=now,
+                         next_attempt_at=None, last_error=None):
+        return False
+    emit(session, NotificationSent(**_outcome(claim)), source=SOURCE, time=now)
+    return True
+
+
+async def mark_retry(session: AsyncSession, claim: Claim, *, error: str, at: datetime) -> bool:
+    return await _settle(session, claim, next_attempt_at=at, last_error=error)
+
+
+async def mark_failed(session: AsyncSession, claim: Claim, *, error: str) -> bool:
+    if not await _settle(session, claim, status=DeliveryStatus.failed.value,
+                         next_attempt_at=None, last_error=error):
+        return False
+    emit(session, NotificationFailed(**_outcome(claim), error=error), source=SOURCE)
+    return True
+
+
+async def pending_stats(session: AsyncSession) -> tuple[int, datetime | None]:
+    """How many deliveries wait, and when the earliest of them is due."""
+    row = (await session.execute(
+        select(func.count(), func.min(Delivery.next_attempt_at))
+        .where(Delivery.status == DeliveryStatus.pending)
+    )).one()
+    return int(row[0]), row[1]
+
+
+async def get_delivery(session: AsyncSession, delivery_id: str) -> Delivery:
+    delivery = await session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise Problem(404, "Not Found", f"no delivery {delivery_id}")
+    return delivery
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    *,
+    limit: int,
+    cursor: str | None,
+    ticket_id: str | None,
+    status: DeliveryStatus | None,
+) -> tuple[list[Delivery], str | None]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    query = (select(Delivery).order_by(Delivery.created_at.desc(), Delivery.id.desc())
+             .limit(limit + 1))
+    if cursor:
+        created, delivery_id = decode_cursor(cursor, 2)
+        at = _cursor_time(created)
+        query = query.where((Delivery.created_at < at)
+                            | ((Delivery.created_at == at) & (Delivery.id < delivery_id)))
+    if ticket_id is not None:
+        query = query.where(Delivery.ticket_id == ticket_id)
+    if status is not None:
+        query = query.where(Delivery.status == status)
+    rows = list((await session.scalars(query)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id)
+    return rows, next_cursor
+
+
+def _cursor_time(value: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise Problem(400, "Bad Request", "query.cursor: not a cursor this API issued",
+                      errors=[{"field": "query.cursor", "message": "invalid cursor"}])
+    return at

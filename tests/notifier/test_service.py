@@ -1,0 +1,51 @@
+"""Claim and lease rules of the delivery table, against the real databases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from escalator.notifier import service
+from escalator.notifier.config import WebhookConfig
+from escalator.notifier.main import SPEC
+from escalator.notifier.models import Delivery
+from escalator.shared.db import make_engine, make_sessionmaker
+from escalator.shared.events import utcnow
+from escalator.shared.migrations import upgrade
+from tests.notifier.helpers import assigned, notifier_settings
+from tests.support import Env
+
+
+async def test_expired_lease_hands_the_delivery_to_the_next_sender(env: Env) -> None:
+    settings = notifier_settings(env)
+    engine = make_engine(settings)
+    try:
+        await upgrade(engine, settings, SPEC.migrations)
+        sessions = make_sessionmaker(engine)
+        event = assigned()
+        async with sessions() as session, session.begin():
+            await service.upsert_targets(session, [WebhookConfig(
+                id="default", url="http://127.0.0.1:9/hook", events=["ticket.assigned"])])
+            assert len(await service.plan_deliveries(session, event)) == 1
+            assert await service.plan_deliveries(session, event) == []  # one per recipient
+
+        lease = timedelta(seconds=30)
+        async with sessions() as session, session.begin():
+            [crashed] = await service.claim_due(session, now=utcnow(), lease=lease, limit=10)
+        async with sessions() as session, session.begin():
+            # Leased: nobody else may send it now...
+            assert await service.claim_due(session, now=utcnow(), lease=lease, limit=10) == []
+        async with sessions() as session, session.begin():
+            # ...but once the lease has run out (the sender died), the next one takes it.
+            later = utcnow() + lease + timedelta(seconds=1)
+            [retaken] = await service.claim_due(session, now=later, lease=lease, limit=10)
+        assert retaken.id == crashed.id and retaken.attempts == crashed.attempts + 1
+
+        async with sessions() as session, session.begin():
+            assert not await service.mark_sent(session, crashed)  # stale sender: ignored
+            assert await service.mark_sent(session, retaken)
+        async with sessions() as session:
+            delivery = await session.get(Delivery, retaken.id)
+            assert delivery is not None
+            assert delivery.status == "sent" and delivery.attempts == 2
+    finally:
+        await engine.dispose()
