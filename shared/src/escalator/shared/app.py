@@ -103,20 +103,25 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(spec.name, level=settings.log_level, fmt=settings.log_format)
         engine = make_engine(settings)
-        await wait_for_database(engine)
-        await upgrade(engine, settings, spec.migrations)
-        sessionmaker = make_sessionmaker(engine)
-        relay = Relay(settings, sessionmaker)
-        relay.install_commit_hook()
-        runtime = Runtime(settings, engine, sessionmaker, relay, settings.api_key_table())
-        sessionmaker.configure(info={_RUNTIME: runtime})
-        app.state.runtime = runtime
-        if spec.on_startup is not None:
-            await spec.on_startup(runtime)
-        tasks: list[asyncio.Task[None]] = [_supervised(relay.run(), "outbox relay")]
+        try:
+            await wait_for_database(engine)
+            await upgrade(engine, settings, spec.migrations)
+            sessionmaker = make_sessionmaker(engine)
+            relay = Relay(settings, sessionmaker)
+            relay.install_commit_hook()
+            runtime = Runtime(settings, engine, sessionmaker, relay, settings.api_key_table())
+            sessionmaker.configure(info={_RUNTIME: runtime})
+            app.state.runtime = runtime
+            if spec.on_startup is not None:
+                await spec.on_startup(runtime)
+        except BaseException:
+            await engine.dispose()
+            raise
+        relay_task = _supervised(relay.run(), "outbox relay")
+        runner_task = None
         if spec.handlers is not None:
             runtime.runner = ConsumerRunner(settings, sessionmaker, spec.handlers)
-            tasks.append(_supervised(runtime.runner.run(), "consumer"))
+            runner_task = _supervised(runtime.runner.run(), "consumer")
         workers = [_supervised(worker(runtime), worker.__name__) for worker in spec.workers]
         log.info("%s serving on %s:%d", spec.name, settings.host, settings.port)
         try:
@@ -124,14 +129,14 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         finally:
             # Consumer first (finish the batch, commit, leave the group), then workers,
             # then the relay, so events produced by the last batch still go out next start.
-            if runtime.runner is not None:
+            if runtime.runner is not None and runner_task is not None:
                 runtime.runner.stop()
-                await _finish(tasks[1], 30)
+                await _finish(runner_task, 30)
             for task in workers:
                 task.cancel()
                 await _finish(task, 5)
             relay.stop()
-            await _finish(tasks[0], 10)
+            await _finish(relay_task, 10)
             await engine.dispose()
 
     app = FastAPI(

@@ -35,7 +35,7 @@ def load_section(path: Path | None, section: str, model: type[M]) -> M:
         return model.model_validate(document.get(section) or {})
     except ValidationError as exc:
         problems = "; ".join(
-            f"{section}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            f"{'.'.join([section, *(str(p) for p in err['loc'])])}: {err['msg']}"
             for err in exc.errors()
         )
         raise ConfigError(f"invalid config file {path}: {problems}") from exc

@@ -85,15 +85,25 @@ class Handlers:
         return handled
 
 
+#: PostgreSQL deadlock and serialization failure: a retry of the whole transaction works.
+_TRANSIENT_SQLSTATES = {"40P01", "40001"}
+
+
 def is_infrastructure_error(exc: BaseException) -> bool:
-    """Errors that say the database or network is unwell rather than the message bad."""
+    """Errors that say the database or network is unwell rather than the message bad.
+
+    These retry the whole batch (a fresh transaction) instead of counting against the
+    message, which would dead-letter good events during a database blip.
+    """
     if isinstance(exc, IntegrityError):
         return False
     if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or type(exc).__name__ in {
-            "OperationalError",
-            "InterfaceError",
-        }
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return (
+            exc.connection_invalidated
+            or sqlstate in _TRANSIENT_SQLSTATES
+            or type(exc).__name__ in {"OperationalError", "InterfaceError"}
+        )
     return isinstance(exc, OSError | ConnectionError | TimeoutError)
 
 

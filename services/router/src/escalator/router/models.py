@@ -1,0 +1,85 @@
+"""Router owns who may hold tickets (teams, agents, escalation paths) and who holds each now.
+
+``assignments`` is the router's projection of a ticket: one row per ticket, its place on
+its path and its holder. ``assignment_history`` is append-only, so the API can show how a
+ticket got where it is without reassembling it from the topics.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from escalator.shared.db import NAMING_CONVENTION, AutoId, UTCDateTime
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime}
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    department: Mapped[str | None] = mapped_column(String(100))
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+    __table_args__ = (Index("ix_agents_team_id", "team_id"),)
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    team_id: Mapped[str] = mapped_column(String(100), ForeignKey("teams.id"))
+    role: Mapped[str] = mapped_column(String(50), default="agent")
+    available: Mapped[bool] = mapped_column(default=True)
+    max_open_tickets: Mapped[int] = mapped_column(default=20)
+
+
+class EscalationPath(Base):
+    __tablename__ = "escalation_paths"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    is_default: Mapped[bool] = mapped_column(default=False)
+    #: Ordered ``[{name, team, kind}, ...]``; always read and written whole.
+    levels: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class Assignment(Base):
+    __tablename__ = "assignments"
+    __table_args__ = (
+        # Counting an agent's open tickets is the hot query of every routing decision.
+        Index("ix_assignments_agent_id_status", "agent_id", "status"),
+    )
+
+    ticket_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    path_id: Mapped[str] = mapped_column(String(100), ForeignKey("escalation_paths.id"))
+    level: Mapped[int]
+    agent_id: Mapped[str | None] = mapped_column(String(100), ForeignKey("agents.id"))
+    severity: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AssignmentHistory(Base):
+    __tablename__ = "assignment_history"
+    __table_args__ = (Index("ix_assignment_history_ticket_id", "ticket_id"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(String(36))
+    level: Mapped[int]
+    level_name: Mapped[str] = mapped_column(String(200))
+    # No foreign key: history outlives agents removed from the roster.
+    agent_id: Mapped[str | None] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(30))
+    trigger: Mapped[str] = mapped_column(String(30))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]

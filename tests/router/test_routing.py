@@ -1,0 +1,127 @@
+"""Routing through the real broker: tickets in on ``tickets``/``sla``, decisions out on
+``assignments``, observed through the API and the topic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from escalator.router.main import SPEC
+from escalator.router.settings import RouterSettings
+from escalator.shared.events import Severity
+from tests.router.factories import (
+    TWO_LEVELS,
+    assignment_when,
+    breached,
+    closed,
+    created,
+    outbox_types,
+    processed,
+    send,
+    updated,
+    write_config,
+)
+from tests.support import Env, RunningService, read_topic, running, wait_until
+
+
+async def test_least_loaded_available_agent_with_capacity(env: Env, tmp_path: Path) -> None:
+    """Also: the same ticket.created delivered twice assigns once, and a close frees a slot.
+
+    One test because the broker takes seconds to admit a new consumer to its group."""
+    settings = env.settings(RouterSettings, config_file=write_config(tmp_path, TWO_LEVELS))
+    async with running(SPEC, settings) as svc:
+
+        async def route(ticket_id: str, twice: bool = False) -> str | None:
+            # One at a time: different tickets travel on different partitions.
+            raw = await send(env, created(ticket_id))
+            if twice:
+                await send(env, created(ticket_id), raw=raw)
+            assignee = (await assignment_when(svc, ticket_id))["assignee"]
+            return assignee["agent_id"] if assignee else None
+
+        # a0 is unavailable; a1 wins the 0-0 tie by id; then the less loaded one.
+        assert await route("t0", twice=True) == "a1"
+        assert [await route(f"t{n}") for n in range(1, 4)] == ["a2", "a1", "a2"]
+        assert await route("t4-full") is None  # a0 unavailable, a1 and a2 at capacity
+        unassigned = await assignment_when(svc, "t4-full")
+        assert unassigned["status"] == "open" and unassigned["level_name"] == "L1"
+        assert unassigned["history"][0]["reason"] == (
+            "no agent available in l1: 1 unavailable, 2 at capacity")
+
+        await send(env, closed("t0"))
+        await wait_until(lambda: _status(svc, "t0", "closed"), message="t0 closed")
+        # The close came after both copies on t0's partition: the copy changed nothing.
+        assert len((await assignment_when(svc, "t0"))["history"]) == 1
+        assert await outbox_types(svc, "t0") == ["ticket.assigned"]
+        assert await route("t5") == "a1"  # t0's close freed a slot
+
+        agents = (await svc.client.get("/v1/agents", params={"team": "l1"})).json()["items"]
+        assert {a["id"]: a["open_assignments"] for a in agents} == {"a0": 0, "a1": 2, "a2": 2}
+
+        records = await read_topic(env.broker.bootstrap, f"{env.prefix}assignments", count=6)
+        assert len(records) == 6
+        events = {r.key.decode(): json.loads(r.value) for r in records}
+        first = events["t0"]
+        assert first["type"] == "ticket.assigned" and first["subject"] == "t0"
+        assert first["data"]["assignee"] == {"agent_id": "a1", "name": "Bob",
+                                             "email": "bob@desk.example", "team": "l1"}
+        assert first["data"]["strategy"] == "least_loaded"
+        assert first["data"]["reason"] == "least loaded available agent in l1 (0 open)"
+        assert events["t4-full"]["data"]["assignee"] is None
+        assert events["t4-full"]["data"]["reason"].startswith("no agent available in l1")
+
+
+async def _status(svc: RunningService, ticket_id: str, status: str) -> bool:
+    response = await svc.client.get(f"/v1/assignments/{ticket_id}")
+    return bool(response.json()["status"] == status)
+
+
+async def _severity(svc: RunningService, ticket_id: str, severity: str) -> bool:
+    response = await svc.client.get(f"/v1/assignments/{ticket_id}")
+    return response.status_code == 200 and bool(response.json()["severity"] == severity)
+
+
+async def test_breach_escalates_and_reassigns_then_stays_at_top(env: Env, tmp_path: Path) -> None:
+    settings = env.settings(RouterSettings, config_file=write_config(tmp_path, TWO_LEVELS))
+    async with running(SPEC, settings) as svc:
+        await send(env, created("t1"))
+        await send(env, updated("t1", severity=Severity.critical))
+        # Routed first: the breach travels on another topic, so nothing orders the two.
+        await wait_until(lambda: _severity(svc, "t1", "critical"), message="t1 critical")
+        await send(env, breached("t1"))
+        escalated = await assignment_when(svc, "t1", history=3)
+        assert escalated["level"] == 1 and escalated["level_name"] == "L2"
+        assert escalated["assignee"]["agent_id"] == "b1"
+        assert [(h["action"], h["level"], h["agent_id"], h["trigger"])
+                for h in escalated["history"]] == [
+            ("assigned", 0, "a1", "ticket_created"),
+            ("escalated", 1, "b1", "sla_breach"),
+            ("assigned", 1, "b1", "sla_breach"),
+        ]
+
+        records = await read_topic(env.broker.bootstrap, f"{env.prefix}assignments", count=3)
+        events = [json.loads(r.value) for r in records]
+        assert [e["type"] for e in events] == ["ticket.assigned", "ticket.escalated",
+                                               "ticket.assigned"]
+        move = events[1]["data"]
+        assert (move["kind"], move["trigger"], move["from_level"], move["to_level"]) == (
+            "hierarchical", "sla_breach", 0, 1)
+        assert move["from_assignee"]["agent_id"] == "a1"
+        assert move["to_assignee"]["agent_id"] == "b1"
+        assert {e["data"]["severity"] for e in events[1:]} == {"critical"}
+        assert events[2]["data"]["level"] == 1 and events[2]["data"]["level_name"] == "L2"
+
+        # At the top of the path: noted in the history, nothing emitted, holder kept.
+        await send(env, breached("t1"))
+        top = await assignment_when(svc, "t1", history=4)
+        assert top["history"][-1]["action"] == "top_level_reached"
+        assert top["level"] == 1 and top["assignee"]["agent_id"] == "b1"
+        assert await outbox_types(svc, "t1") == ["ticket.assigned", "ticket.escalated",
+                                                 "ticket.assigned"]
+
+        # A breach for a ticket the router never routed changes nothing and is no error.
+        ghost = await send(env, breached("ghost"))
+        await wait_until(lambda: processed(svc, json.loads(ghost)["id"]),
+                         message="ghost breach processed")
+        assert (await svc.client.get("/v1/assignments/ghost")).status_code == 404
+        assert await outbox_types(svc, "ghost") == []
