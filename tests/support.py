@@ -135,7 +135,7 @@ class RunningService:
         self._server = uvicorn.Server(config)
         # The test process owns its signals: a service that SIGTERMs itself on a crashed
         # worker must stop only its server, not re-raise the signal into pytest.
-        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         self._task = asyncio.create_task(self._server.serve())
         await wait_until(lambda: self._server is not None and self._server.started, timeout=30,
                          message=f"{self.spec.name} did not start")
