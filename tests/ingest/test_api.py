@@ -5,6 +5,7 @@ from typing import Any
 
 from escalator.ingest.main import SPEC
 from escalator.ingest.settings import IngestSettings
+from escalator.shared.pagination import encode_cursor
 from tests.support import Env, read_topic, running
 
 
@@ -100,6 +101,7 @@ async def test_lifecycle_and_pagination(env: Env) -> None:
             if cursor is None:
                 break
         assert sorted(seen) == sorted(ids) and len(seen) == 5
-        bad = await svc.client.get("/v1/tickets", params={"cursor": "garbage"})
-        assert bad.status_code == 400
+        for cursor in ("garbage", encode_cursor("not-a-time", "x")):
+            bad = await svc.client.get("/v1/tickets", params={"cursor": cursor})
+            assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "query.cursor"
         assert (await svc.client.get("/v1/tickets/none")).status_code == 404

@@ -8,7 +8,6 @@ already made is a no-op that emits nothing, so client retries are harmless.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import select
@@ -31,7 +30,7 @@ from escalator.shared.events import (
     utcnow,
 )
 from escalator.shared.outbox import emit
-from escalator.shared.pagination import decode_cursor, encode_cursor
+from escalator.shared.pagination import newest_first
 from escalator.shared.problems import Problem
 
 SOURCE = "/escalator/ingest"
@@ -179,14 +178,7 @@ async def list_tickets(
     channel: str | None,
     customer_email: str | None,
 ) -> tuple[list[Ticket], str | None]:
-    """Newest first, keyset-paginated on (created_at, id)."""
-    query = select(Ticket).order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit + 1)
-    if cursor:
-        created, ticket_id = decode_cursor(cursor, 2)
-        at = datetime.fromisoformat(created)
-        query = query.where(
-            (Ticket.created_at < at) | ((Ticket.created_at == at) & (Ticket.id < ticket_id))
-        )
+    query = select(Ticket)
     for column, value in (
         (Ticket.status, status),
         (Ticket.severity, severity),
@@ -195,10 +187,5 @@ async def list_tickets(
     ):
         if value is not None:
             query = query.where(column == value)
-    rows = list((await session.scalars(query)).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = encode_cursor(last.created_at.isoformat(), last.id)
-    return rows, next_cursor
+    return await newest_first(session, query, created=Ticket.created_at, key=Ticket.id,
+                              limit=limit, cursor=cursor)

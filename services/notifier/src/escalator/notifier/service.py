@@ -24,7 +24,7 @@ from escalator.notifier.config import WebhookConfig
 from escalator.notifier.models import Delivery, DeliveryStatus, WebhookTarget
 from escalator.shared.events import CloudEvent, NotificationFailed, NotificationSent, utcnow
 from escalator.shared.outbox import emit
-from escalator.shared.pagination import decode_cursor, encode_cursor
+from escalator.shared.pagination import newest_first
 from escalator.shared.problems import Problem
 
 SOURCE = "/escalator/notifier"
@@ -185,32 +185,10 @@ async def list_deliveries(
     ticket_id: str | None,
     status: DeliveryStatus | None,
 ) -> tuple[list[Delivery], str | None]:
-    """Newest first, keyset-paginated on (created_at, id)."""
-    query = (select(Delivery).order_by(Delivery.created_at.desc(), Delivery.id.desc())
-             .limit(limit + 1))
-    if cursor:
-        created, delivery_id = decode_cursor(cursor, 2)
-        at = _cursor_time(created)
-        query = query.where((Delivery.created_at < at)
-                            | ((Delivery.created_at == at) & (Delivery.id < delivery_id)))
+    query = select(Delivery)
     if ticket_id is not None:
         query = query.where(Delivery.ticket_id == ticket_id)
     if status is not None:
         query = query.where(Delivery.status == status)
-    rows = list((await session.scalars(query)).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id)
-    return rows, next_cursor
-
-
-def _cursor_time(value: str) -> datetime:
-    try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        at = None
-    if at is None or at.tzinfo is None:
-        raise Problem(400, "Bad Request", "query.cursor: not a cursor this API issued",
-                      errors=[{"field": "query.cursor", "message": "invalid cursor"}])
-    return at
+    return await newest_first(session, query, created=Delivery.created_at, key=Delivery.id,
+                              limit=limit, cursor=cursor)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import func, select
@@ -30,7 +30,7 @@ from escalator.postmortem.timeline import Entry, measure, summarize
 from escalator.shared.db import on_commit
 from escalator.shared.events import POSTMORTEMS, CloudEvent, PostmortemCreated, TicketClosed, utcnow
 from escalator.shared.outbox import emit
-from escalator.shared.pagination import decode_cursor, encode_cursor
+from escalator.shared.pagination import newest_first
 from escalator.shared.problems import Problem
 
 SOURCE = "/escalator/postmortem"
@@ -155,34 +155,10 @@ async def list_postmortems(
     ticket_id: str | None,
     status: PostmortemStatus | None,
 ) -> tuple[list[Postmortem], str | None]:
-    """Newest first, keyset-paginated on (created_at, id)."""
-    query = (select(Postmortem).order_by(Postmortem.created_at.desc(), Postmortem.id.desc())
-             .limit(limit + 1))
-    if cursor:
-        created, last_id = decode_cursor(cursor, 2)
-        at = _cursor_time(created)
-        query = query.where(
-            (Postmortem.created_at < at)
-            | ((Postmortem.created_at == at) & (Postmortem.id < last_id))
-        )
+    query = select(Postmortem)
     if ticket_id is not None:
         query = query.where(Postmortem.ticket_id == ticket_id)
     if status is not None:
         query = query.where(Postmortem.status == status.value)
-    rows = list((await session.scalars(query)).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id)
-    return rows, next_cursor
-
-
-def _cursor_time(value: str) -> datetime:
-    try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        at = None
-    if at is None or at.tzinfo is None:
-        raise Problem(400, "Bad Request", "query.cursor: not a cursor this API issued",
-                      errors=[{"field": "query.cursor", "message": "invalid cursor"}])
-    return at
+    return await newest_first(session, query, created=Postmortem.created_at, key=Postmortem.id,
+                              limit=limit, cursor=cursor)
