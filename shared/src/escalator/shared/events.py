@@ -53,12 +53,32 @@ class EventData(BaseModel):
     ticket_id: str
 
 
+class Contact(BaseModel):
+    """A person a notifier may need to reach, carried in the event (no lookups)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    email: str
+    phone: str | None = None
+    timezone: str | None = Field(default=None, description="IANA zone, for working hours")
+    language: str | None = None
+
+
 class Customer(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     email: EmailStr
     name: str = Field(min_length=1, max_length=200)
     tier: str = "standard"
+    account_id: str | None = None
+    phone: str | None = None
+    language: str | None = Field(default=None, description="BCP 47 tag, e.g. pt, el")
+    csm: Contact | None = Field(default=None, description="Customer success manager")
+    account_executive: Contact | None = None
+    executive_sponsor: Contact | None = Field(
+        default=None, description="Set for accounts in the executive sponsorship program"
+    )
 
 
 class TicketSnapshot(EventData):
@@ -74,6 +94,13 @@ class TicketSnapshot(EventData):
     customer: Customer
     created_at: AwareDatetime
     updated_at: AwareDatetime
+    language: str = "en"
+    executive: bool = Field(default=False, description="Cancellation or legal threat")
+    severity_reason: str | None = Field(
+        default=None, description="The explicit value or the rule that set the severity"
+    )
+    parent_id: str | None = Field(default=None, description="Parent incident, when linked")
+    assignee_id: str | None = None
 
 
 class TicketCreated(TicketSnapshot):
@@ -101,6 +128,62 @@ class TicketClosed(TicketSnapshot):
     topic = TICKETS
 
 
+class Comment(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    author_type: Literal["agent", "customer", "system"]
+    author: str
+    public: bool
+    body: str
+    created_at: AwareDatetime
+
+
+class TicketCommented(TicketSnapshot):
+    event_type = "ticket.commented"
+    topic = TICKETS
+
+    comment: Comment
+
+
+class TicketCustomerReplied(TicketSnapshot):
+    """The customer wrote on the ticket (a thread follow-up or a portal reply)."""
+
+    event_type = "ticket.customer_replied"
+    topic = TICKETS
+
+    comment: Comment
+
+
+class TicketWaitingOnCustomer(TicketSnapshot):
+    event_type = "ticket.waiting_on_customer"
+    topic = TICKETS
+
+
+class TicketReopened(TicketSnapshot):
+    event_type = "ticket.reopened"
+    topic = TICKETS
+
+
+class TicketLinked(TicketSnapshot):
+    """The ticket became a child of the incident ``parent_id``."""
+
+    event_type = "ticket.linked"
+    topic = TICKETS
+
+
+class TicketEscalationRequested(TicketSnapshot):
+    """Someone asks for the ticket to move up: a customer wanting a manager, a chatbot
+    handing off to a human, or a cancellation/legal threat (``kind="executive"``)."""
+
+    event_type = "ticket.escalation_requested"
+    topic = TICKETS
+
+    kind: Literal["hierarchical", "executive"]
+    requested_by: Literal["customer", "chatbot", "agent", "rules"]
+    reason: str
+
+
 class Holder(BaseModel):
     """Who holds a ticket: enough for a notifier to reach them without asking the router."""
 
@@ -110,6 +193,22 @@ class Holder(BaseModel):
     name: str
     email: str
     team: str
+    role: str | None = None
+    timezone: str | None = None
+    language: str | None = None
+    chat_handle: str | None = None
+
+
+class Candidate(BaseModel):
+    """One agent the router considered, and why it was or was not picked."""
+
+    model_config = ConfigDict(frozen=True)
+
+    agent_id: str
+    name: str
+    open_tickets: int
+    picked: bool
+    reason: str
 
 
 class TicketAssigned(EventData):
@@ -123,6 +222,14 @@ class TicketAssigned(EventData):
     assignee: Holder | None = Field(description="None when no agent was available")
     strategy: str
     reason: str
+    rule: str | None = Field(default=None, description="The path rule that matched")
+    candidates: list[Candidate] = []
+    previous_assignee: Holder | None = None
+    supervisor: Holder | None = None
+    executive: bool = False
+    ack_timeout_seconds: float | None = Field(
+        default=None, description="How long the assignee has to acknowledge (sla-timer times it)"
+    )
 
 
 class EscalationKind(StrEnum):
@@ -137,7 +244,10 @@ class TicketEscalated(EventData):
     severity: Severity
     path: str
     kind: EscalationKind
-    trigger: Literal["sla_breach", "manual"]
+    trigger: Literal[
+        "sla_breach", "ack_timeout", "manual", "escalation_requested", "executive",
+        "empty_level", "repeat",
+    ]
     from_level: int
     from_level_name: str
     to_level: int
@@ -145,16 +255,36 @@ class TicketEscalated(EventData):
     from_assignee: Holder | None
     to_assignee: Holder | None
     reason: str
+    supervisor: Holder | None = None
+    executive: bool = False
+
+
+class TicketUnassignable(EventData):
+    """Nobody at the level can take the ticket: it waits in the team queue."""
+
+    event_type = "ticket.unassignable"
+    topic = ASSIGNMENTS
+
+    severity: Severity
+    path: str
+    level: int
+    level_name: str
+    team: str
+    supervisor: Holder | None
+    reason: str
 
 
 class SlaClockEvent(EventData):
-    clock: str
+    clock: str = Field(
+        description="first_response, next_update, resolution or acknowledgement"
+    )
     policy: str
     target_seconds: float
     started_at: AwareDatetime
     due_at: AwareDatetime
     fired_at: AwareDatetime
     severity: Severity
+    level: int | None = Field(default=None, description="Escalation level when it fired")
 
 
 class SlaWarning(SlaClockEvent):
@@ -167,6 +297,13 @@ class SlaBreached(SlaClockEvent):
     topic = SLA
 
     lateness_seconds: float
+
+
+class SlaUpdateDue(SlaClockEvent):
+    """The customer is due a status update (the repeating next-update clock)."""
+
+    event_type = "sla.update_due"
+    topic = SLA
 
 
 class NotificationOutcome(EventData):
@@ -198,6 +335,23 @@ class PostmortemCreated(EventData):
     timeline_events: int
 
 
+class PostmortemCompleted(EventData):
+    event_type = "postmortem.completed"
+    topic = POSTMORTEMS
+
+    postmortem_id: str
+    reviewer: str
+    root_cause_category: str | None
+
+
+class SurveySubmitted(EventData):
+    event_type = "survey.submitted"
+    topic = POSTMORTEMS
+
+    score: int = Field(ge=1, le=5)
+    comment: str | None = None
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     cls.event_type: cls
     for cls in (
@@ -206,13 +360,23 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         TicketAcknowledged,
         TicketResolved,
         TicketClosed,
+        TicketCommented,
+        TicketCustomerReplied,
+        TicketWaitingOnCustomer,
+        TicketReopened,
+        TicketLinked,
+        TicketEscalationRequested,
         TicketAssigned,
         TicketEscalated,
+        TicketUnassignable,
         SlaWarning,
         SlaBreached,
+        SlaUpdateDue,
         NotificationSent,
         NotificationFailed,
         PostmortemCreated,
+        PostmortemCompleted,
+        SurveySubmitted,
     )
 }
 
