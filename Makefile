@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat uv.lock pyproject.toml shared/pyproject.
 PYTEST_WORKERS ?= 4
 
 .DEFAULT_GOAL := help
-.PHONY: help install run demo test lint fmt clean
+.PHONY: help install run demo test lint fmt clean bench
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -42,3 +42,7 @@ fmt: install ## Fix what ruff can fix
 
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
+
+bench: install ## Benchmarks on PostgreSQL and the local broker; prints a table
+	bash scripts/ensure-postgres.sh
+	$(PY) -m bench $(SECTIONS)
