@@ -35,6 +35,7 @@ lint: install ## ruff
 
 test: install lint ## Install, lint, start PostgreSQL if needed, run the whole suite
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-tools.sh
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist load
 
 fmt: install ## Fix what ruff can fix

@@ -25,7 +25,7 @@ from escalator.shared.settings import ServiceSettings
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
-PROMETHEUS_FILE = ROOT / "deploy" / "prometheus.yml"
+PROMETHEUS_FILE = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 COMPOSE_SCHEMA = ROOT / "tests" / "data" / "compose-spec.json"
 
 #: Compose service name -> its HTTP port (DESIGN.md's default ports).
@@ -298,7 +298,7 @@ def test_topics_job_creates_the_topics_once_kafka_is_healthy(
     services: dict[str, dict[str, Any]],
 ) -> None:
     job = services["topics"]
-    assert "ensure_topics" in " ".join(command_of(job))
+    assert command_of(job) == ["python", "-m", "escalator.shared.bus"]
     assert job["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert str(job["restart"]) == "no"
     assert job["image"] == services["ingest"]["image"]
@@ -363,7 +363,7 @@ def test_prometheus_scrapes_every_service(services: dict[str, dict[str, Any]]) -
     prometheus = services["prometheus"]
     assert prometheus["image"].startswith("prom/prometheus:")
     assert any(
-        volume.startswith("./deploy/prometheus.yml:/etc/prometheus/prometheus.yml")
+        volume.startswith("./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml")
         for volume in prometheus["volumes"]
     )
     config = yaml.safe_load(PROMETHEUS_FILE.read_text())

@@ -72,3 +72,18 @@ async def ensure_topics(settings: ServiceSettings, *, attempts: int = 30) -> lis
         finally:
             await admin.close()
     return []
+
+
+def main() -> None:
+    """``python -m escalator.shared.bus``: create the topics (a deploy-time job)."""
+    from escalator.shared.logs import configure_logging
+    from escalator.shared.settings import load_settings
+
+    settings = load_settings(ServiceSettings)
+    configure_logging("topics", level=settings.log_level, fmt=settings.log_format)
+    created = asyncio.run(ensure_topics(settings))
+    log.info("topics ready", extra={"created": created, "partitions": settings.topic_partitions})
+
+
+if __name__ == "__main__":
+    main()
