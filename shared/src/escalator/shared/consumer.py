@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import ValidationError
 from sqlalchemy import insert
@@ -107,6 +107,19 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError | ConnectionError | TimeoutError)
 
 
+class _ForgetRevokedLag(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Drop the lag gauge of partitions this replica no longer owns, so dashboards that
+    sum lag over replicas never count a partition twice."""
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        for tp in revoked:
+            with contextlib.suppress(KeyError):
+                metrics.CONSUMER_LAG.remove(tp.topic, str(tp.partition))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        return None
+
+
 class ConsumerRunner:
     def __init__(
         self,
@@ -133,7 +146,6 @@ class ConsumerRunner:
         backoff = 0.2
         while not self._stopping.is_set():
             consumer = AIOKafkaConsumer(
-                *[self._settings.topic(t) for t in self._topics],
                 bootstrap_servers=self._settings.kafka_bootstrap_servers,
                 group_id=self._settings.consumer_group,
                 client_id=f"escalator-{self._settings.service_name}",
@@ -143,6 +155,8 @@ class ConsumerRunner:
                 session_timeout_ms=self._settings.consumer_session_timeout_ms,
                 heartbeat_interval_ms=max(self._settings.consumer_session_timeout_ms // 5, 500),
             )
+            consumer.subscribe([self._settings.topic(t) for t in self._topics],
+                               listener=_ForgetRevokedLag())
             try:
                 # Joining a group can take seconds (brokers delay the first rebalance);
                 # a shutdown must not wait for it.
