@@ -118,6 +118,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             await engine.dispose()
             raise
         relay_task = _supervised(relay.run(), "outbox relay")
+        watch_task = _supervised(_watch_dependencies(runtime), "dependency watch")
         runner_task = None
         if spec.handlers is not None:
             runtime.runner = ConsumerRunner(settings, sessionmaker, spec.handlers)
@@ -137,6 +138,8 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
                 await _finish(task, 5)
             relay.stop()
             await _finish(relay_task, 10)
+            watch_task.cancel()
+            await _finish(watch_task, 1)
             await engine.dispose()
 
     app = FastAPI(
@@ -151,6 +154,28 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     for router in spec.routers:
         app.include_router(router)
     return app
+
+
+async def _check_dependencies(runtime: Runtime) -> dict[str, str]:
+    """What /readyz reports; also feeds ``escalator_dependency_up`` for alerting."""
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(ping(runtime.engine), 2.0)
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    checks["broker"] = "ok" if await broker_reachable(runtime.settings) else "unreachable"
+    for dependency, state in checks.items():
+        metrics.DEPENDENCY_UP.labels(dependency).set(1 if state == "ok" else 0)
+    return checks
+
+
+async def _watch_dependencies(runtime: Runtime, interval: float = 10.0) -> None:
+    """Check the database and broker on a schedule, so Prometheus sees a service that is
+    up but not ready (a probe-only /readyz is invisible to alerting)."""
+    while True:
+        await _check_dependencies(runtime)
+        await asyncio.sleep(interval)
 
 
 def _supervised(coro: Awaitable[None], name: str) -> asyncio.Task[None]:
@@ -214,16 +239,10 @@ def _install_operational_routes(app: FastAPI, settings: ServiceSettings) -> None
              responses={503: {"description": "Not ready; `checks` says what is down"}})
     async def readyz(request: Request) -> JSONResponse:
         runtime: Runtime | None = getattr(request.app.state, "runtime", None)
-        checks: dict[str, str] = {}
-        if runtime is None:
-            checks["startup"] = "not finished"
-        else:
-            try:
-                await asyncio.wait_for(ping(runtime.engine), 2.0)
-                checks["database"] = "ok"
-            except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
-                checks["database"] = f"unreachable: {type(exc).__name__}"
-            checks["broker"] = "ok" if await broker_reachable(settings) else "unreachable"
+        checks = (
+            {"startup": "not finished"} if runtime is None
+            else await _check_dependencies(runtime)
+        )
         ready = all(v == "ok" for v in checks.values())
         body = {"status": "ready" if ready else "not ready", "checks": checks}
         if ready:

@@ -55,3 +55,8 @@ DEAD_LETTERED = Counter(
     "Messages sent to the dead-letter topic, by source topic and reason.",
     ["topic", "reason"],
 )
+DEPENDENCY_UP = Gauge(
+    "escalator_dependency_up",
+    "1 when the service's last check reached the dependency (database, broker), else 0.",
+    ["dependency"],
+)
