@@ -33,6 +33,7 @@ from escalator.shared.db import make_engine, make_sessionmaker, ping
 from escalator.shared.logs import configure_logging, log_context
 from escalator.shared.migrations import upgrade, wait_for_database
 from escalator.shared.outbox import Relay
+from escalator.shared.retention import prune_forever
 from escalator.shared.settings import ApiKeySpec, ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             raise
         relay_task = _supervised(relay.run(), "outbox relay")
         watch_task = _supervised(_watch_dependencies(runtime), "dependency watch")
+        prune_task = _supervised(prune_forever(settings, sessionmaker), "bus pruning")
         runner_task = None
         if spec.handlers is not None:
             runtime.runner = ConsumerRunner(settings, sessionmaker, spec.handlers)
@@ -138,8 +140,9 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
                 await _finish(task, 5)
             relay.stop()
             await _finish(relay_task, 10)
-            watch_task.cancel()
-            await _finish(watch_task, 1)
+            for task in (watch_task, prune_task):
+                task.cancel()
+                await _finish(task, 1)
             await engine.dispose()
 
     app = FastAPI(

@@ -53,6 +53,8 @@ class ServiceSettings(BaseSettings):
 
     outbox_batch_size: int = Field(default=500, ge=1)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    outbox_retention_hours: float = Field(default=24.0, gt=0)
+    inbox_retention_hours: float = Field(default=336.0, gt=0)
 
     api_key: SecretStr | None = None
     api_keys: list[ApiKeySpec] = []
