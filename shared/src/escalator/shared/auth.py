@@ -9,6 +9,7 @@ the same keys without a shared table, and rotating a key is a config change. The
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,7 +20,7 @@ from escalator.shared.settings import ApiKeySpec, hash_api_key
 _bearer = HTTPBearer(auto_error=False, description="An Escalator API key.")
 
 
-def require(scope: str) -> object:
+def require(scope: str) -> Any:
     """A dependency that admits only keys holding ``scope`` (or ``admin``)."""
 
     async def check(
