@@ -64,6 +64,8 @@ def main() -> None:
             "ESCALATOR_CONFIG_FILE", str(ROOT / "config" / "escalator.yaml")),
         "ESCALATOR_LOG_FORMAT": os.environ.get("ESCALATOR_LOG_FORMAT", "text"),
         "ESCALATOR_TOPIC_PARTITIONS": os.environ.get("ESCALATOR_TOPIC_PARTITIONS", "6"),
+        # Signs (notifier) and verifies (postmortem) customer survey links.
+        "ESCALATOR_SURVEY_SECRET": os.environ.get("ESCALATOR_SURVEY_SECRET", "dev-survey-secret"),
     }
     asyncio.run(ensure_topics(ServiceSettings(
         kafka_bootstrap_servers=broker.bootstrap,

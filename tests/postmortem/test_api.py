@@ -7,9 +7,19 @@ from typing import Any
 from sqlalchemy import func, select
 
 from escalator.postmortem.main import SPEC
+from escalator.postmortem.models import TimelineEvent
 from escalator.postmortem.settings import PostmortemSettings
 from escalator.shared.db import outbox
-from tests.postmortem.factories import closed, envelope, notified, send, story
+from escalator.shared.events import Severity, TicketClosed, TicketReopened, TicketStatus
+from tests.postmortem.factories import (
+    breached,
+    closed,
+    envelope,
+    notified,
+    send,
+    story,
+    ticket,
+)
 from tests.support import Env, RunningService, read_topic, running, wait_until
 
 
@@ -43,7 +53,9 @@ async def test_close_opens_one_postmortem_with_ordered_timeline_and_measures(env
     ticket_id = str(uuid.uuid4())
     events = [envelope(data, s) for s, data in story(ticket_id)]
     close = envelope(closed(ticket_id), 400)
-    async with running(SPEC, env.settings(PostmortemSettings)) as svc:
+    config = env.tmp_path / "escalator.yaml"
+    config.write_text("postmortem:\n  business_hours: {timezone: UTC}\n")
+    async with running(SPEC, env.settings(PostmortemSettings, config_file=config)) as svc:
         await send(env.broker.bootstrap, env.prefix, *events, close)
         postmortem = await postmortem_of(svc, ticket_id)
         assert postmortem["status"] == "draft" and postmortem["severity"] == "high"
@@ -61,12 +73,22 @@ async def test_close_opens_one_postmortem_with_ordered_timeline_and_measures(env
         assert [e["event_id"] for e in body["timeline"]] == [e.id for e in expected]
         assert body["timeline"][0]["summary"] == "high ticket opened via api: Checkout fails"
         assert body["timeline"][0]["source"] == "/test"
-        assert body["measures"] == {
+        measures = body["measures"]
+        assert {k: v for k, v in measures.items() if k != "level_holds"} == {
             "time_to_first_response_seconds": 90.0, "time_to_close_seconds": 400.0,
+            "time_to_resolution_seconds": 300.0,
+            # 09:00-17:00 UTC weekdays (config below): the whole story is in hours.
+            "time_to_first_response_business_seconds": 90.0,
+            "time_to_resolution_business_seconds": 300.0,
             "levels_reached": 2, "escalations": {"hierarchical": 1},
+            "time_at_level_seconds": {"L1": 56.0, "L2": 339.0},
             "sla_breaches": {"first_response": 1}, "reassignments": 1,
-            "notifications_sent": 2, "notifications_failed": 1,
+            "notifications_sent": 2, "notifications_failed": 1, "customer_replies": 0,
+            "channels_used": ["api"], "notification_channels": ["webhook"],
         }
+        assert [h["assignee"] for h in measures["level_holds"]] == ["Ann", "Bob"]
+        assert body["reasons"] == ["escalated_past_first_level", "sla_breach", "severity_high"]
+        assert body["action_items"] == [] and body["survey"] is None
 
         records = await read_topic(env.broker.bootstrap, f"{env.prefix}postmortems", count=1)
         announced = json.loads(records[0].value)
@@ -122,3 +144,39 @@ async def test_one_postmortem_per_ticket_however_often_it_closes(env: Env) -> No
             assert answer.headers["content-type"] == "application/problem+json"
         anonymous = await svc.client.get("/v1/postmortems", headers={"Authorization": ""})
         assert anonymous.status_code == 401
+
+
+async def stored(svc: RunningService, event_id: str) -> bool:
+    async with svc.runtime.sessionmaker() as session:
+        return await session.get(TimelineEvent, event_id) is not None
+
+
+async def test_only_escalations_get_one_even_when_the_breach_arrives_after_the_close(
+    env: Env,
+) -> None:
+    quiet, late, reopened = (str(uuid.uuid4()) for _ in range(3))
+
+    def medium_close(ticket_id: str, seconds: float) -> Any:
+        return envelope(ticket(TicketClosed, ticket_id, TicketStatus.closed,
+                               severity=Severity.medium), seconds)
+
+    quiet_close = medium_close(quiet, 400)
+    # The reopened ticket's breach lands while it is open again: no post-mortem yet.
+    reopened_event = envelope(ticket(TicketReopened, reopened, TicketStatus.open,
+                                     severity=Severity.medium), 500)
+    async with running(SPEC, env.settings(PostmortemSettings)) as svc:
+        await send(env.broker.bootstrap, env.prefix, quiet_close, medium_close(late, 400),
+                   medium_close(reopened, 400))
+        await send(env.broker.bootstrap, env.prefix, reopened_event)
+        await wait_until(lambda: stored(svc, reopened_event.id), message="reopen not stored")
+        breach_late = envelope(breached(late, "resolution"), 300)
+        breach_reopened = envelope(breached(reopened), 600)
+        await send(env.broker.bootstrap, env.prefix, breach_late, breach_reopened)
+        postmortem = await postmortem_of(svc, late)
+        assert postmortem["reasons"] == ["sla_breach"] and postmortem["severity"] == "medium"
+        await wait_until(lambda: stored(svc, breach_reopened.id), message="breach not stored")
+        assert await stored(svc, quiet_close.id)
+        for ticket_id in (quiet, reopened):
+            listing = await svc.client.get("/v1/postmortems", params={"ticket_id": ticket_id})
+            assert listing.json()["items"] == [], ticket_id
+        assert await created_events(svc) == 1

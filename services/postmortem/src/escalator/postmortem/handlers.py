@@ -1,6 +1,7 @@
 """What postmortem does with consumed events: every event joins its ticket's timeline
-(``on_every`` runs first, so a close is already in the timeline it counts), and a close
-opens the ticket's post-mortem."""
+(``on_every`` runs first, so a close is already in the timeline it counts), a close opens
+the ticket's post-mortem if it was an escalation, and a late escalation or breach for a
+closed ticket opens it then."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ handlers = Handlers()
 
 @handlers.on_every
 async def collect(event: CloudEvent[Any], *, session: AsyncSession) -> None:
-    await service.record_event(session, event)
+    if await service.record_event(session, event):
+        await service.reconsider(session, event)
 
 
 @handlers.on(TicketClosed)

@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
-from escalator.postmortem.api import router
+from escalator.postmortem import pages, reports_api
+from escalator.postmortem.api import router, surveys_router
+from escalator.postmortem.config import load_on_startup
 from escalator.postmortem.handlers import handlers
 from escalator.postmortem.settings import PostmortemSettings
 from escalator.shared.app import ServiceSpec, serve
@@ -14,8 +16,9 @@ SPEC = ServiceSpec(
     description="Collects every ticket's timeline across all topics and opens a post-mortem "
     "with its measures when the ticket closes.",
     migrations=Path(__file__).parent / "migrations",
-    routers=[router],
+    routers=[router, surveys_router, reports_api.router, pages.router],
     handlers=handlers,
+    on_startup=load_on_startup,
 )
 
 

@@ -10,3 +10,7 @@ TIMELINE_EVENTS = Counter(
     "Events stored in ticket timelines (duplicates not counted), by event type.",
     ["type"],
 )
+CLOSED_WITHOUT_POSTMORTEM = Counter(
+    "escalator_closed_without_postmortem_total",
+    "Closes of tickets that met no escalation criterion (no post-mortem opened).",
+)

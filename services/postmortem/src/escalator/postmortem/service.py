@@ -1,29 +1,31 @@
 """Timeline collection and post-mortem records. Nothing here commits: the consumer's (or
 the request's) transaction owns the change and the outbox row that announces it.
 
-Every closed ticket gets a post-mortem for now; the criteria for "was an escalation"
-arrive with the review workflow. A ticket that is reopened and closed again keeps its
-one post-mortem, whose ``closed_at`` follows the latest close.
+A closed ticket gets a post-mortem only if it was an escalation (``criteria.py``). A
+ticket that is reopened and closed again keeps its one post-mortem, whose ``closed_at``
+follows the latest close.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from escalator.postmortem import metrics
-from escalator.postmortem.models import Postmortem, TimelineEvent
+from escalator.postmortem import criteria, metrics, review
+from escalator.postmortem.config import config_of
+from escalator.postmortem.models import Postmortem, Survey, TimelineEvent
 from escalator.postmortem.schemas import (
     PostmortemDetail,
     PostmortemOut,
     PostmortemStatus,
+    SurveyOut,
     TimelineEntry,
 )
 from escalator.postmortem.timeline import Entry, measure, summarize
@@ -70,49 +72,86 @@ async def record_event(session: AsyncSession, event: CloudEvent[Any]) -> bool:
 
 async def open_for_closed_ticket(
     session: AsyncSession, event: CloudEvent[TicketClosed]
-) -> Postmortem:
-    """Create the ticket's post-mortem (draft) and announce it, or follow a later close."""
+) -> Postmortem | None:
+    """On a close: follow it on an existing post-mortem, or open one (draft) if the
+    ticket meets the criteria. None when it was not an escalation (so far)."""
     closed_at = event.time.astimezone(UTC)
-    ticket = event.data
-    existing = await _by_ticket(session, ticket.ticket_id)
-    if existing is None:
-        postmortem = Postmortem(
-            id=str(uuid.uuid4()),
-            ticket_id=ticket.ticket_id,
-            status=PostmortemStatus.draft.value,
-            created_at=utcnow(),
-            closed_at=closed_at,
-            subject=ticket.subject,
-            severity=ticket.severity.value,
-            category=ticket.category,
-            channel=ticket.channel,
-            customer_name=ticket.customer.name,
-            customer_email=str(ticket.customer.email),
-            customer_tier=ticket.customer.tier,
-        )
-        try:
-            async with session.begin_nested():
-                session.add(postmortem)
-        except IntegrityError:
-            # Another replica created it first (the unique ticket_id is the arbiter).
-            existing = await _by_ticket(session, ticket.ticket_id)
-            if existing is None:
-                raise
-        else:
-            count = await session.scalar(
-                select(func.count()).select_from(TimelineEvent)
-                .where(TimelineEvent.ticket_id == ticket.ticket_id)
-            )
-            emit(session, PostmortemCreated(ticket_id=ticket.ticket_id,
-                                            postmortem_id=postmortem.id,
-                                            timeline_events=count or 0),
-                 source=SOURCE, time=postmortem.created_at)
-            on_commit(session, metrics.POSTMORTEMS_CREATED.labels(postmortem.severity).inc)
-            return postmortem
-    assert existing is not None
-    if closed_at > existing.closed_at:
-        existing.closed_at = closed_at
-    return existing
+    existing = await _by_ticket(session, event.data.ticket_id)
+    if existing is not None:
+        if closed_at > existing.closed_at:
+            existing.closed_at = closed_at
+        return existing
+    snapshot = json.loads(event.data.model_dump_json())
+    return await _open_if_escalation(session, event.data.ticket_id, snapshot, closed_at)
+
+
+async def reconsider(session: AsyncSession, event: CloudEvent[Any]) -> Postmortem | None:
+    """An escalation, assignment or breach that arrives after the ticket's close (topics
+    are consumed independently) may make it an escalation after all, or add a reason to
+    the post-mortem it already has."""
+    if event.type not in criteria.DECISIVE:
+        return None
+    last_state = await session.scalar(
+        select(TimelineEvent).where(TimelineEvent.ticket_id == event.subject,
+                                    TimelineEvent.type.in_(TICKET_STATE_TYPES))
+        .order_by(TimelineEvent.time.desc(), TimelineEvent.event_id.desc()).limit(1)
+    )
+    existing = await _by_ticket(session, event.subject)
+    if existing is not None:
+        snapshot = json.loads(last_state.data) if last_state is not None else None
+        met = criteria.reasons(config_of(session).criteria,
+                               await timeline(session, event.subject), snapshot)
+        if met and json.dumps(met) != existing.reasons:
+            existing.reasons = json.dumps(met)
+            existing.executive = "executive_escalation" in met
+        return existing
+    if last_state is None or last_state.type != "ticket.closed":
+        return None
+    return await _open_if_escalation(session, event.subject, json.loads(last_state.data),
+                                     last_state.time)
+
+
+#: Ticket events that say whether a ticket is closed now (the last one decides).
+TICKET_STATE_TYPES = ("ticket.closed", "ticket.reopened")
+
+
+async def _open_if_escalation(session: AsyncSession, ticket_id: str, snapshot: dict[str, Any],
+                              closed_at: datetime) -> Postmortem | None:
+    entries = await timeline(session, ticket_id)
+    met = criteria.reasons(config_of(session).criteria, entries, snapshot)
+    if not met:
+        on_commit(session, metrics.CLOSED_WITHOUT_POSTMORTEM.inc)
+        return None
+    customer = snapshot.get("customer") or {}
+    postmortem = Postmortem(
+        id=str(uuid.uuid4()),
+        ticket_id=ticket_id,
+        status=PostmortemStatus.draft.value,
+        created_at=utcnow(),
+        closed_at=closed_at,
+        subject=str(snapshot.get("subject", "")),
+        severity=str(snapshot.get("severity", "")),
+        category=snapshot.get("category"),
+        channel=str(snapshot.get("channel", "")),
+        customer_name=str(customer.get("name", "")),
+        customer_email=str(customer.get("email", "")),
+        customer_tier=str(customer.get("tier", "")),
+        executive="executive_escalation" in met,
+        reasons=json.dumps(met),
+        improvements="{}",
+        no_action_items=False,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(postmortem)
+    except IntegrityError:
+        # Another replica created it first (the unique ticket_id is the arbiter).
+        return await _by_ticket(session, ticket_id)
+    emit(session, PostmortemCreated(ticket_id=ticket_id, postmortem_id=postmortem.id,
+                                    timeline_events=len(entries)),
+         source=SOURCE, time=postmortem.created_at)
+    on_commit(session, metrics.POSTMORTEMS_CREATED.labels(postmortem.severity).inc)
+    return postmortem
 
 
 async def _by_ticket(session: AsyncSession, ticket_id: str) -> Postmortem | None:
@@ -136,14 +175,20 @@ async def timeline(session: AsyncSession, ticket_id: str) -> list[Entry]:
 
 
 async def detail(session: AsyncSession, postmortem_id: str) -> PostmortemDetail:
-    """The record with its timeline and measures, assembled now from what is stored."""
+    """The record with its timeline, measures, action items and survey, assembled now
+    from what is stored (so late events count)."""
     postmortem = await get(session, postmortem_id)
     entries = await timeline(session, postmortem.ticket_id)
+    items = [review.item_out(i) for i in await review.items(session, postmortem.id)]
+    survey = await session.get(Survey, postmortem.ticket_id)
     return PostmortemDetail(
-        **PostmortemOut.model_validate(postmortem).model_dump(),
+        **PostmortemOut.of(postmortem).model_dump(),
         timeline=[TimelineEntry(time=e.time, type=e.type, source=e.source,
                                 event_id=e.event_id, summary=summarize(e)) for e in entries],
-        measures=measure(entries),
+        measures=measure(entries, config_of(session).business_hours),
+        action_items=items,
+        action_items_overdue=sum(i.overdue for i in items),
+        survey=SurveyOut.model_validate(survey) if survey else None,
     )
 
 
