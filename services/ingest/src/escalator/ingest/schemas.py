@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from escalator.shared.events import Customer, Severity, TicketStatus
 
+TicketState = Literal["new", "assigned", "acknowledged", "waiting_on_customer", "resolved",
+                      "closed"]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
@@ -48,7 +50,8 @@ class ApiChannelEvent(BaseModel):
 
 
 class IngestResult(BaseModel):
-    ticket_id: str
+    ticket_id: str | None = Field(description="Null when the event concerned no open ticket "
+                                  "(a monitoring resolve for an alert never seen)")
     created: bool
 
 
@@ -71,6 +74,19 @@ class TicketOut(BaseModel):
     acknowledged_at: datetime | None
     resolved_at: datetime | None
     closed_at: datetime | None
+    state: TicketState = Field(description="The help-desk lifecycle state; `status` is its "
+                               "coarse form used in events")
+    language: str
+    executive: bool
+    severity_reason: str | None = Field(description="`explicit`, `rule:<id>`, "
+                                        "`keyword:<concern>:<lang>:<phrase>` or `default`")
+    department: str | None
+    parent_id: str | None
+    assignee_id: str | None
+    customer_account_id: str | None
+    customer: Customer | None = Field(validation_alias="customer_data")
+    details: dict[str, Any] | None
+    reopen_count: int
 
 
 class TicketPage(BaseModel):
@@ -83,3 +99,40 @@ class LifecycleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     note: Text | None = Field(default=None, max_length=10_000)
+
+
+class CommentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"author_type": "agent", "author": "alice", "public": False,
+         "body": "Payments gateway logs show 502s from the acquirer since 09:08."},
+        {"author_type": "customer", "author": "ops@acme.example", "public": True,
+         "body": "Still failing for us, order 48213 just bounced."},
+    ]})
+
+    author_type: Literal["agent", "customer"]
+    author: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                             max_length=320)]
+    public: bool = True
+    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                           max_length=100_000)]
+
+
+class CommentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    ticket_id: str
+    author_type: str
+    author: str
+    public: bool
+    body: str
+    created_at: datetime
+
+
+class LinkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"parent_id": "5b0c2f7e-3a61-4f55-9d1e-2f6f1f0b9a41"}]})
+
+    parent_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                max_length=36)] = Field(
+        description="The incident ticket this one is affected by")

@@ -1,191 +1,222 @@
-"""Ticket operations. They never commit: the caller's transaction also carries the events.
+"""Turning one normalized inbound event into a ticket change. Never commits: the caller's
+transaction also carries the events (outbox), so a ticket and its events appear together.
 
-Lifecycle: open -> acknowledged -> resolved -> closed; close is allowed from any state
-(a help desk closes duplicates and spam unanswered). Repeating a transition the ticket
-already made is a no-op that emits nothing, so client retries are harmless.
+One conversation is one ticket: the channel's conversation id (or any id in an email
+thread) finds the ticket. A follow-up from the customer is a ``ticket.customer_replied``
+comment and reopens a resolved ticket; the API form restates the ticket instead
+(``ticket.updated``); monitoring alerts open, update, acknowledge and resolve it.
+A follow-up on a *closed* conversation opens a new ticket: closed is final.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import TypeVar
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from escalator.ingest import metrics
-from escalator.ingest.models import Ticket
-from escalator.ingest.schemas import ApiChannelEvent
+from escalator.ingest import customers, lifecycle, metrics, rules
+from escalator.ingest.config import IngestConfig
+from escalator.ingest.inbound import Escalation, Inbound
+from escalator.ingest.lifecycle import SOURCE, emit_snapshot, snapshot
+from escalator.ingest.models import ThreadKey, Ticket
 from escalator.shared.events import (
     Customer,
-    Severity,
-    TicketAcknowledged,
-    TicketClosed,
     TicketCreated,
-    TicketResolved,
-    TicketSnapshot,
+    TicketEscalationRequested,
     TicketStatus,
     TicketUpdated,
     utcnow,
 )
 from escalator.shared.outbox import emit
-from escalator.shared.pagination import newest_first
-from escalator.shared.problems import Problem
 
-SOURCE = "/escalator/ingest"
-T = TypeVar("T", bound=TicketSnapshot)
+__all__ = ["Outcome", "ingest", "snapshot"]
 
 
-def snapshot(model: type[T], ticket: Ticket) -> T:
-    return model(
-        ticket_id=ticket.id,
-        external_id=ticket.external_id,
-        channel=ticket.channel,
-        subject=ticket.subject,
-        description=ticket.description,
-        severity=Severity(ticket.severity),
-        status=TicketStatus(ticket.status),
-        category=ticket.category,
-        customer=Customer(email=ticket.customer_email, name=ticket.customer_name,
-                          tier=ticket.customer_tier),
-        created_at=ticket.created_at,
-        updated_at=ticket.updated_at,
-    )
+@dataclass(frozen=True)
+class Outcome:
+    ticket: Ticket | None
+    created: bool
 
 
-async def ingest(
-    session: AsyncSession, channel: str, event: ApiChannelEvent
-) -> tuple[Ticket, bool]:
-    """Open a ticket for a new conversation, or update the one it continues."""
-    existing = await _by_external_id(session, channel, event.external_id)
+async def ingest(session: AsyncSession, inbound: Inbound, config: IngestConfig) -> Outcome:
+    """Open a ticket for a new conversation, or apply the event to the one it continues."""
+    existing = await find_conversation(session, inbound)
+    if existing is not None and existing.state == "closed":
+        if inbound.mode in ("resolve", "acknowledge"):
+            return Outcome(existing, False)
+        inbound.external_id = f"{inbound.external_id}#{uuid.uuid4().hex[:8]}"
+        existing = None
     if existing is None:
-        now = utcnow()
-        ticket = Ticket(
-            id=str(uuid.uuid4()),
-            channel=channel,
-            external_id=event.external_id,
-            subject=event.subject,
-            description=event.description,
-            severity=event.severity.value,
-            status=TicketStatus.open.value,
-            category=event.category,
-            customer_email=str(event.customer.email),
-            customer_name=event.customer.name,
-            customer_tier=event.customer.tier,
-            created_at=now,
-            updated_at=now,
-        )
-        try:
-            async with session.begin_nested():
-                session.add(ticket)
-        except IntegrityError:
-            # A concurrent request opened the same conversation first: update that one.
-            existing = await _by_external_id(session, channel, event.external_id)
-            if existing is None:
-                raise
-        else:
-            emit(session, snapshot(TicketCreated, ticket), source=SOURCE, time=now)
-            metrics.TICKETS_CREATED.labels(channel, ticket.severity).inc()
-            return ticket, True
-    assert existing is not None
-    changed = _apply_update(existing, event)
-    if changed:
-        existing.updated_at = utcnow()
-        emit(session, snapshot(TicketUpdated, existing), source=SOURCE, time=existing.updated_at)
-    return existing, False
+        if inbound.mode in ("resolve", "acknowledge"):
+            return Outcome(None, False)  # nothing open for this alert: nothing to do
+        ticket = await _create(session, inbound, config)
+        if ticket is not None:
+            return Outcome(ticket, True)
+        existing = await find_conversation(session, inbound)  # lost a race to a twin
+        assert existing is not None
+    await _follow_up(session, existing, inbound, config)
+    await _remember_refs(session, existing, inbound)
+    return Outcome(existing, False)
 
 
-def _apply_update(ticket: Ticket, event: ApiChannelEvent) -> bool:
+async def find_conversation(session: AsyncSession, inbound: Inbound) -> Ticket | None:
+    ticket = await session.scalar(select(Ticket).where(
+        Ticket.channel == inbound.channel, Ticket.external_id == inbound.external_id))
+    if ticket is None and inbound.thread_refs:
+        ticket_id = await session.scalar(select(ThreadKey.ticket_id).where(
+            ThreadKey.channel == inbound.channel, ThreadKey.key.in_(inbound.thread_refs)
+        ).limit(1))
+        if ticket_id is not None:
+            ticket = await session.get(Ticket, ticket_id)
+    return ticket
+
+
+def _decide(inbound: Inbound, config: IngestConfig, tier: str) -> rules.Decision:
+    facts = rules.Facts(channel=inbound.channel, text=f"{inbound.subject}\n{inbound.description}",
+                        category=inbound.category or inbound.department,
+                        recipient=inbound.recipient, tier=tier)
+    return rules.decide(facts, inbound.severity, config.rules,
+                        default=config.default_severity, builtin=config.builtin_keywords)
+
+
+def build_ticket(inbound: Inbound, customer: Customer, account_id: str,
+                 config: IngestConfig) -> tuple[Ticket, rules.Decision]:
+    """The new ticket for ``inbound``, not yet added to any session."""
+    decision = _decide(inbound, config, customer.tier)
+    language = (inbound.language or customer.language or decision.language
+                or rules.detect_language(inbound.description) or "en")
+    now = utcnow()
+    ticket = Ticket(
+        id=str(uuid.uuid4()), channel=inbound.channel, external_id=inbound.external_id,
+        subject=inbound.subject, description=inbound.description,
+        severity=decision.severity.value, severity_reason=decision.reason,
+        status=TicketStatus.open.value, state="new",
+        category=decision.category or inbound.department, department=inbound.department,
+        customer_email=str(customer.email), customer_name=customer.name,
+        customer_tier=customer.tier, customer_account_id=account_id,
+        customer_data=customer.model_dump(mode="json"), language=language[:20],
+        executive=decision.executive, details=inbound.details or None,
+        created_at=now, updated_at=now, reopen_count=0,
+    )
+    return ticket, decision
+
+
+def announce_created(session: AsyncSession, ticket: Ticket, inbound: Inbound,
+                     decision: rules.Decision) -> None:
+    """The events of a new ticket: created, then any escalation it asks for."""
+    emit(session, snapshot(TicketCreated, ticket), source=SOURCE, time=ticket.created_at)
+    metrics.TICKETS_CREATED.labels(inbound.channel, ticket.severity).inc()
+    if decision.executive:
+        concern = next((c for c in decision.concerns if c in ("cancellation", "legal")), None)
+        _request(session, ticket, Escalation("executive", "rules",
+                                             f"{concern or 'rule'}: {decision.reason}"))
+    if inbound.escalation is not None:
+        _request(session, ticket, inbound.escalation)
+
+
+async def _create(session: AsyncSession, inbound: Inbound, config: IngestConfig) -> Ticket | None:
+    customer, account_id = await customers.resolve(session, inbound.customer)
+    ticket, decision = build_ticket(inbound, customer, account_id, config)
+    fresh_refs = await _unknown_refs(session, inbound)
+    try:
+        async with session.begin_nested():
+            session.add(ticket)
+            await session.flush()  # the ticket row first: thread keys reference it
+            for ref in fresh_refs:
+                session.add(ThreadKey(channel=inbound.channel, key=ref, ticket_id=ticket.id))
+    except IntegrityError:
+        return None
+    announce_created(session, ticket, inbound, decision)
+    return ticket
+
+
+def _request(session: AsyncSession, ticket: Ticket, escalation: Escalation) -> None:
+    emit(session, snapshot(TicketEscalationRequested, ticket, kind=escalation.kind,
+                           requested_by=escalation.requested_by,
+                           reason=escalation.reason[:1000]), source=SOURCE)
+
+
+async def _follow_up(session: AsyncSession, ticket: Ticket, inbound: Inbound,
+                     config: IngestConfig) -> None:
+    if inbound.mode == "replace":
+        await _restate(session, ticket, inbound, config)
+    elif inbound.mode == "resolve":
+        await lifecycle.resolve(session, ticket.id, ticket=ticket)
+    elif inbound.mode == "acknowledge":
+        if ticket.state in ("new", "assigned"):
+            await lifecycle.acknowledge(session, ticket.id, ticket=ticket)
+    elif inbound.mode == "alert":
+        if ticket.state == "resolved":
+            await lifecycle.reopen(session, ticket.id, ticket=ticket, reason="alert fired again")
+        await _raise_severity(session, ticket, inbound, config)
+    else:
+        was_resolved = ticket.state == "resolved"
+        await lifecycle.add_comment(
+            session, ticket.id, author_type="customer",
+            author=inbound.author or ticket.customer_email, public=True,
+            body=inbound.description, ticket=ticket)
+        decision = _decide(inbound, config, ticket.customer_tier)
+        if decision.executive and not ticket.executive:
+            ticket.executive = True
+            _request(session, ticket, Escalation("executive", "rules", decision.reason))
+        if was_resolved and "manager" in decision.concerns:
+            _request(session, ticket, Escalation(
+                "hierarchical", "customer", f"customer asked for a manager after resolution "
+                f"({decision.reason})"))
+        if inbound.escalation is not None:
+            _request(session, ticket, inbound.escalation)
+
+
+async def _raise_severity(session: AsyncSession, ticket: Ticket, inbound: Inbound,
+                          config: IngestConfig) -> None:
+    decision = _decide(inbound, config, ticket.customer_tier)
+    if decision.severity.value != ticket.severity or inbound.description != ticket.description:
+        ticket.severity, ticket.severity_reason = decision.severity.value, decision.reason
+        ticket.description = inbound.description
+        ticket.updated_at = utcnow()
+        emit_snapshot(session, TicketUpdated, ticket)
+
+
+async def _restate(session: AsyncSession, ticket: Ticket, inbound: Inbound,
+                   config: IngestConfig) -> None:
+    decision = _decide(inbound, config, inbound.customer.tier or ticket.customer_tier)
     fields = {
-        "subject": event.subject,
-        "description": event.description,
-        "severity": event.severity.value,
-        "category": event.category,
-        "customer_name": event.customer.name,
-        "customer_tier": event.customer.tier,
+        "subject": inbound.subject, "description": inbound.description,
+        "severity": decision.severity.value, "severity_reason": decision.reason,
+        "category": decision.category,
+        "customer_name": inbound.customer.name or ticket.customer_name,
+        "customer_tier": inbound.customer.tier or ticket.customer_tier,
     }
     changed = False
     for name, value in fields.items():
         if getattr(ticket, name) != value:
             setattr(ticket, name, value)
             changed = True
-    return changed
+    if changed:
+        data = dict(ticket.customer_data or {})
+        data.update(name=ticket.customer_name, tier=ticket.customer_tier)
+        ticket.customer_data = data
+        ticket.updated_at = utcnow()
+        emit_snapshot(session, TicketUpdated, ticket)
+    if decision.executive and not ticket.executive:
+        ticket.executive = True
+        _request(session, ticket, Escalation("executive", "rules", decision.reason))
 
 
-async def _by_external_id(session: AsyncSession, channel: str, external_id: str) -> Ticket | None:
-    return await session.scalar(
-        select(Ticket).where(Ticket.channel == channel, Ticket.external_id == external_id)
-    )
+async def _unknown_refs(session: AsyncSession, inbound: Inbound) -> list[str]:
+    """The conversation ids not yet mapped to any ticket (earlier ones keep their ticket)."""
+    refs = list(dict.fromkeys(ref[:500] for ref in inbound.thread_refs))
+    if not refs:
+        return []
+    known = set(await session.scalars(select(ThreadKey.key).where(
+        ThreadKey.channel == inbound.channel, ThreadKey.key.in_(refs))))
+    return [ref for ref in refs if ref not in known]
 
 
-async def get(session: AsyncSession, ticket_id: str, *, lock: bool = False) -> Ticket:
-    query = select(Ticket).where(Ticket.id == ticket_id)
-    if lock:
-        query = query.with_for_update()
-    ticket = await session.scalar(query)
-    if ticket is None:
-        raise Problem(404, "Not Found", f"no ticket {ticket_id}")
-    return ticket
+async def _remember_refs(session: AsyncSession, ticket: Ticket, inbound: Inbound) -> None:
+    for ref in await _unknown_refs(session, inbound):
+        session.add(ThreadKey(channel=inbound.channel, key=ref, ticket_id=ticket.id))
 
-
-async def acknowledge(session: AsyncSession, ticket_id: str) -> Ticket:
-    ticket = await get(session, ticket_id, lock=True)
-    if ticket.status != TicketStatus.open:
-        if ticket.acknowledged_at is not None:
-            return ticket
-        raise _conflict(ticket, "acknowledge")
-    now = utcnow()
-    ticket.status, ticket.acknowledged_at, ticket.updated_at = TicketStatus.acknowledged, now, now
-    emit(session, snapshot(TicketAcknowledged, ticket), source=SOURCE, time=now)
-    return ticket
-
-
-async def resolve(session: AsyncSession, ticket_id: str) -> Ticket:
-    ticket = await get(session, ticket_id, lock=True)
-    if ticket.status == TicketStatus.resolved:
-        return ticket
-    if ticket.status == TicketStatus.closed:
-        raise _conflict(ticket, "resolve")
-    now = utcnow()
-    ticket.status, ticket.resolved_at, ticket.updated_at = TicketStatus.resolved, now, now
-    emit(session, snapshot(TicketResolved, ticket), source=SOURCE, time=now)
-    return ticket
-
-
-async def close(session: AsyncSession, ticket_id: str) -> Ticket:
-    ticket = await get(session, ticket_id, lock=True)
-    if ticket.status == TicketStatus.closed:
-        return ticket
-    now = utcnow()
-    ticket.status, ticket.closed_at, ticket.updated_at = TicketStatus.closed, now, now
-    emit(session, snapshot(TicketClosed, ticket), source=SOURCE, time=now)
-    return ticket
-
-
-def _conflict(ticket: Ticket, action: str) -> Problem:
-    return Problem(409, "Conflict", f"cannot {action} a ticket that is {ticket.status}",
-                   ticket_status=ticket.status)
-
-
-async def list_tickets(
-    session: AsyncSession,
-    *,
-    limit: int,
-    cursor: str | None,
-    status: TicketStatus | None,
-    severity: Severity | None,
-    channel: str | None,
-    customer_email: str | None,
-) -> tuple[list[Ticket], str | None]:
-    query = select(Ticket)
-    for column, value in (
-        (Ticket.status, status),
-        (Ticket.severity, severity),
-        (Ticket.channel, channel),
-        (Ticket.customer_email, customer_email),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    return await newest_first(session, query, created=Ticket.created_at, key=Ticket.id,
-                              limit=limit, cursor=cursor)

@@ -1,0 +1,194 @@
+"""Ingest benchmark: single-event POSTs against the framework's ceiling, and the batch form.
+
+One ``escalator-ingest`` process on PostgreSQL and the broker (started the way
+``make run`` starts it, by ``scripts.devstack``), and a no-op FastAPI app under uvicorn
+in its own process as the ceiling: the same clients, the same JSON body, in the same
+run, so the ratio says what ingest's own work costs. Then p99 latency at half the
+measured maximum rate (paced, open loop), and the batch endpoint's events per second.
+
+``BENCH_INGEST_SECONDS`` (default 8) sets each phase's length; ``BENCH_INGEST_CLIENTS``
+(default 32) the concurrent clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from bench.common import PG_URL, ROOT, Report, percentile
+
+SECTION = "ingest"
+API_KEY = "bench-admin-key"
+SECONDS = float(os.environ.get("BENCH_INGEST_SECONDS", "8"))
+CLIENTS = int(os.environ.get("BENCH_INGEST_CLIENTS", "32"))
+
+noop_app = FastAPI()
+
+
+@noop_app.post("/v1/channels/api/events", status_code=202)
+async def noop(body: dict[str, Any]) -> dict[str, Any]:
+    """The ceiling: parse the same JSON, answer the same shape, do nothing else."""
+    return {"ticket_id": "00000000-0000-0000-0000-000000000000", "created": True}
+
+
+def event(n: int, run: str) -> dict[str, Any]:
+    return {"external_id": f"bench-{run}-{n}", "subject": "Checkout fails with error 502",
+            "description": "Since 09:10 UTC every card payment fails at checkout.",
+            "severity": "high", "category": "payments",
+            "customer": {"email": f"ops{n % 50}@acme.example", "name": "Acme Ops"}}
+
+
+async def closed_loop(url: str, seconds: float, clients: int,
+                      body: Callable[[int], dict[str, Any]]) -> tuple[float, list[float], int]:
+    """``clients`` workers posting back to back: (requests/s, latencies, errors)."""
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(10**9))
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30,
+                                 headers={"Authorization": f"Bearer {API_KEY}"}) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                response = await client.post("/v1/channels/api/events", json=body(next(counter)))
+                if response.status_code == 202:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        elapsed = time.perf_counter() - began
+    return len(latencies) / elapsed, latencies, errors
+
+
+async def paced(url: str, rate: float, seconds: float,
+                body: Callable[[int], dict[str, Any]]) -> list[float]:
+    """Open loop at ``rate`` requests/s: latency as a client at that load sees it."""
+    latencies: list[float] = []
+    total = max(int(rate * seconds), 1)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(
+            max_connections=200), headers={"Authorization": f"Bearer {API_KEY}"}) as client:
+
+        async def one(n: int) -> None:
+            started = time.perf_counter()
+            response = await client.post("/v1/channels/api/events", json=body(n))
+            if response.status_code == 202:
+                latencies.append(time.perf_counter() - started)
+
+        began = time.perf_counter()
+        tasks = []
+        for n in range(total):
+            delay = began + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(n)))
+        await asyncio.gather(*tasks)
+    return latencies
+
+
+async def batch_rate(url: str, seconds: float, run: str) -> float:
+    sent = 0
+    async with httpx.AsyncClient(base_url=url, timeout=120,
+                                 headers={"Authorization": f"Bearer {API_KEY}"}) as client:
+        began = time.perf_counter()
+        batch = 0
+        while time.perf_counter() - began < seconds or batch == 0:
+            events = [event(batch * 1000 + i, f"batch-{run}") for i in range(1000)]
+            response = await client.post("/v1/channels/api/events:batch",
+                                         json={"events": events})
+            response.raise_for_status()
+            sent += response.json()["accepted"]
+            batch += 1
+        return sent / (time.perf_counter() - began)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=1) as client:
+        while True:
+            try:
+                if (await client.get(f"{url}/openapi.json")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not start")
+            await asyncio.sleep(0.1)
+
+
+async def _drop_schema(schema: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(PG_URL)
+    async with engine.begin() as conn:
+        await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    await engine.dispose()
+
+
+async def run(report: Report) -> None:
+    from scripts.devstack import Broker, Stack
+
+    run_id = uuid.uuid4().hex[:8]
+    schema = f"bench_ingest_{run_id}"
+    log_dir = ROOT / "bench-results"
+    broker = Broker(_free_port(), log_dir / "ingest-broker.log")
+    broker.start()
+    port, noop_port = _free_port(), _free_port()
+    stack = Stack(base_env={
+        "ESCALATOR_ENV": "test", "ESCALATOR_DATABASE_URL": PG_URL, "ESCALATOR_DB_SCHEMA": schema,
+        "ESCALATOR_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "ESCALATOR_TOPIC_PREFIX": f"bench{run_id}.", "ESCALATOR_API_KEY": API_KEY,
+        "ESCALATOR_LOG_LEVEL": "WARNING", "ESCALATOR_CONSUMER_GROUP": f"bench-{run_id}",
+    }, ports={"ingest": port})
+    noop = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "uvicorn", "bench.ingest:noop_app", "--port", str(noop_port),
+        "--log-level", "warning", "--no-access-log", cwd=ROOT)
+    try:
+        stack.start(["ingest"])
+        await asyncio.to_thread(stack.wait_ready, 90)
+        await _wait_http(f"http://127.0.0.1:{noop_port}")
+        url, noop_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{noop_port}"
+
+        ceiling, _, _ = await closed_loop(noop_url, SECONDS, CLIENTS, lambda n: event(n, "noop"))
+        report.add(SECTION, f"no-op FastAPI ceiling ({CLIENTS} clients)", ceiling, "req/s")
+        rate, latencies, errors = await closed_loop(url, SECONDS, CLIENTS,
+                                                    lambda n: event(n, run_id))
+        report.add(SECTION, f"single-event POST ({CLIENTS} clients)", rate, "req/s",
+                   target=">= 0.5 x ceiling", ok=rate >= 0.5 * ceiling and errors == 0)
+        report.add(SECTION, "single-event ratio to ceiling", rate / ceiling, "x")
+        report.add(SECTION, "single-event p50 at max rate", percentile(latencies, 50) * 1e3, "ms")
+        report.add(SECTION, "single-event p99 at max rate", percentile(latencies, 99) * 1e3, "ms")
+        half = await paced(url, rate / 2, SECONDS, lambda n: event(n, f"half-{run_id}"))
+        p99 = percentile(half, 99) * 1e3
+        report.add(SECTION, f"p99 at half max rate ({rate / 2:.0f} req/s)", p99, "ms",
+                   target="<= 50 ms", ok=p99 <= 50)
+        per_second = await batch_rate(url, SECONDS, run_id)
+        report.add(SECTION, "batch endpoint (1,000 per request)", per_second, "events/s",
+                   target=">= 20,000", ok=per_second >= 20_000)
+    finally:
+        noop.terminate()
+        await asyncio.wait_for(noop.wait(), 10)
+        await asyncio.to_thread(stack.stop)
+        broker.stop()
+        await _drop_schema(schema)
