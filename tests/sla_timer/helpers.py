@@ -14,8 +14,11 @@ import yaml
 
 from escalator.shared.events import (
     CloudEvent,
+    Comment,
     Customer,
+    Holder,
     Severity,
+    TicketAssigned,
     TicketCreated,
     TicketSnapshot,
     TicketStatus,
@@ -67,24 +70,53 @@ def new_ticket_id() -> str:
 
 async def send(
     env: Env, model: type[TicketSnapshot], ticket_id: str, *, at: datetime | None = None,
-    severity: str = "high", category: str | None = None,
+    severity: str = "high", category: str | None = None, **extra: Any,
 ) -> CloudEvent[Any]:
     """Produce one ticket event on the tickets topic, as ingest's relay would."""
     at = at or utcnow()
-    status = {"ticket.created": TicketStatus.open, "ticket.acknowledged":
-              TicketStatus.acknowledged, "ticket.resolved": TicketStatus.resolved}.get(
-        model.event_type, TicketStatus.closed)
+    status = {"ticket.acknowledged": TicketStatus.acknowledged, "ticket.resolved":
+              TicketStatus.resolved, "ticket.closed": TicketStatus.closed}.get(
+        model.event_type, TicketStatus.open)
     data = model(
         ticket_id=ticket_id, external_id=f"ext-{ticket_id}", channel="api",
         subject="Checkout fails", description="Every card payment fails.",
         severity=Severity(severity), status=status, category=category,
         customer=Customer(email="ops@acme.example", name="Acme Ops"),
-        created_at=at, updated_at=at,
+        created_at=at, updated_at=at, **extra,
     )
     event = CloudEvent.wrap(data, source="/test", time=at)
     await produce(env.broker.bootstrap, f"{env.prefix}tickets",
                   event.model_dump_json().encode(), key=ticket_id.encode())
     return event
+
+
+def comment(at: datetime, *, author_type: str = "agent", public: bool = True) -> Comment:
+    return Comment(id=str(uuid.uuid4()), author_type=author_type,  # type: ignore[arg-type]
+                   author="someone", public=public, body="Looking into it.", created_at=at)
+
+
+async def send_assigned(env: Env, ticket_id: str, *, at: datetime, level: int,
+                        ack_timeout: float | None) -> CloudEvent[Any]:
+    """A ``ticket.assigned`` as the router would publish it."""
+    data = TicketAssigned(
+        ticket_id=ticket_id, severity=Severity.high, path="default", level=level,
+        level_name=f"L{level + 1}", strategy="round_robin", reason="test",
+        assignee=Holder(agent_id="a1", name="Ada", email="ada@example.test", team="t1"),
+        ack_timeout_seconds=ack_timeout,
+    )
+    event = CloudEvent.wrap(data, source="/test", time=at)
+    await produce(env.broker.bootstrap, f"{env.prefix}assignments",
+                  event.model_dump_json().encode(), key=ticket_id.encode())
+    return event
+
+
+async def clocks(svc: RunningService, ticket_id: str) -> list[dict[str, Any]]:
+    response = await svc.client.get(f"/v1/tickets/{ticket_id}/clocks")
+    if response.status_code == 404:
+        return []
+    response.raise_for_status()
+    result: list[dict[str, Any]] = response.json()["clocks"]
+    return result
 
 
 async def sla_events(env: Env, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:

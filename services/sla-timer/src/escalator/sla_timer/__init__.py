@@ -2,8 +2,13 @@
 
 How the pieces fit:
 
-- ``handlers`` turn ticket events into clock changes (start, met, stopped), always at
-  the event's own time, so a late-processed event is judged by when it happened.
+- ``calendar`` is business-time arithmetic (24x7 or weekly hours in an IANA zone with
+  overnight shifts and holidays); ``calendars`` and ``policies`` are their YAML/REST
+  specs and storage.
+- ``handlers`` turn ticket events into clock changes (start, met, paused, resumed,
+  re-targeted, stopped; the clocks are listed there), always at the event's own time,
+  so a late-processed event is judged by when it happened. ``service`` holds the
+  clock operations themselves.
 - ``timers`` is the one loop that fires due clocks. It sleeps until the earliest
   pending fire time (woken after commits that schedule an earlier one), then locks
   due rows, re-checks them and emits ``sla.warning``/``sla.breached`` through the

@@ -23,3 +23,7 @@ OVERDUE_TIMERS = Gauge(
     "Running clocks whose timer is past due by more than the watchdog threshold: "
     "non-zero means the timer loop is stuck or falling behind.",
 )
+PENDING_TIMERS = Gauge(
+    "escalator_sla_pending_timers",
+    "Running clocks with a timer still to fire (paused and finished clocks excluded).",
+)

@@ -8,8 +8,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Boolean, Float, Index, Integer, MetaData, String, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from escalator.shared.db import NAMING_CONVENTION, UTCDateTime
@@ -17,7 +28,7 @@ from escalator.shared.db import NAMING_CONVENTION, UTCDateTime
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime}
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
 
 
 class ClockStatus(StrEnum):
@@ -35,6 +46,26 @@ class Timer(StrEnum):
 
 
 FIRST_RESPONSE = "first_response"
+NEXT_UPDATE = "next_update"
+RESOLUTION = "resolution"
+ACKNOWLEDGEMENT = "acknowledgement"
+
+
+class LevelChange(StrEnum):
+    """What an escalation to another level does to the running clocks."""
+
+    keep = "keep"
+    reset = "reset"  # the new level gets the full target from the escalation
+    extend = "extend"  # the due time moves on by the remaining target's worth
+
+
+class SlaCalendar(Base):
+    __tablename__ = "sla_calendars"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    #: The validated ``CalendarSpec`` as JSON: zone, weekly hours, holidays.
+    spec: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
 
 
 class SlaPolicy(Base):
@@ -51,13 +82,19 @@ class SlaPolicy(Base):
     first_response_seconds: Mapped[float] = mapped_column(Float)
     #: Fraction of the target after which a warning fires; None for no warning.
     warning_at: Mapped[float | None] = mapped_column(Float)
+    #: Or a warning this many business seconds before each target.
+    warning_before_seconds: Mapped[float | None] = mapped_column(Float)
+    next_update_seconds: Mapped[float | None] = mapped_column(Float)
+    resolution_seconds: Mapped[float | None] = mapped_column(Float)
+    calendar_id: Mapped[str | None] = mapped_column(String(100))
+    on_level_change: Mapped[str] = mapped_column(String(10), default=LevelChange.keep)
     updated_at: Mapped[datetime]
 
 
 class Clock(Base):
     __tablename__ = "clocks"
     __table_args__ = (
-        UniqueConstraint("ticket_id", "name"),
+        UniqueConstraint("ticket_id", "name", "cycle"),
         # The timer loop's only scan: the earliest fire times of running clocks.
         Index(
             "ix_clocks_fire_at_running",
@@ -70,6 +107,18 @@ class Clock(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     ticket_id: Mapped[str] = mapped_column(String(36))
     name: Mapped[str] = mapped_column(String(40))
+    #: 0 for the first clock of its name; a reopen or the next customer update starts
+    #: a new row with the next cycle, so the history stays.
+    cycle: Mapped[int] = mapped_column(Integer, default=0)
+    calendar_id: Mapped[str | None] = mapped_column(String(100))
+    level: Mapped[int | None] = mapped_column(Integer)
+    #: Business seconds counted before ``resumed_at`` (earlier running stretches).
+    elapsed_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    #: Start of the current running stretch; None while paused.
+    resumed_at: Mapped[datetime | None]
+    paused_at: Mapped[datetime | None]
+    #: Business seconds into the target at which the warning fires.
+    warn_after_seconds: Mapped[float | None] = mapped_column(Float)
     policy_id: Mapped[str] = mapped_column(String(100))
     target_seconds: Mapped[float] = mapped_column(Float)
     severity: Mapped[str] = mapped_column(String(10))

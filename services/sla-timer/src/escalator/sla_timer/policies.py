@@ -2,7 +2,7 @@
 
 The ``sla`` section of the config file is versioned in git; its entries are upserted by
 id on every start, in file order, so the file decides what it names and the REST API
-(later) edits the same rows. Policies absent from the file are left alone.
+edits the same rows. Policies absent from the file are left alone.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalator.shared.events import Severity, TicketSnapshot, utcnow
-from escalator.sla_timer.models import SlaPolicy
+from escalator.sla_timer.calendars import CalendarSpec, save_calendar
+from escalator.sla_timer.models import LevelChange, SlaCalendar, SlaPolicy
 
 PolicyId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
 
@@ -38,21 +39,59 @@ class PolicySpec(BaseModel):
     id: PolicyId
     match: PolicyMatch = PolicyMatch()
     first_response: timedelta = Field(description="ISO-8601 duration, e.g. PT15M")
+    next_update: timedelta | None = Field(
+        default=None, description="The customer hears from us at least this often")
+    resolution: timedelta | None = None
     warning_at: float | None = Field(default=None, gt=0, lt=1,
                                      description="Fraction of the target that warns")
+    warning_before: timedelta | None = Field(
+        default=None, description="Or warn this long (business time) before each target")
+    calendar: str | None = Field(default=None, description="Business calendar; none = 24x7")
+    on_level_change: LevelChange = LevelChange.keep
 
-    @field_validator("first_response")
+    @field_validator("first_response", "next_update", "resolution", "warning_before")
     @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
             raise ValueError("must be a positive duration")
         return value
+
+    def row(self) -> dict[str, Any]:
+        """The policy's columns (all but ``position``)."""
+        def seconds(value: timedelta | None) -> float | None:
+            return value.total_seconds() if value is not None else None
+
+        return {
+            "id": self.id,
+            "match_severity": self.match.severity.value if self.match.severity else None,
+            "match_category": self.match.category,
+            "match_channel": self.match.channel,
+            "match_tier": self.match.tier,
+            "first_response_seconds": self.first_response.total_seconds(),
+            "next_update_seconds": seconds(self.next_update),
+            "resolution_seconds": seconds(self.resolution),
+            "warning_at": self.warning_at,
+            "warning_before_seconds": seconds(self.warning_before),
+            "calendar_id": self.calendar,
+            "on_level_change": self.on_level_change.value,
+            "updated_at": utcnow(),
+        }
 
 
 class SlaConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    calendars: list[CalendarSpec] = []
     policies: list[PolicySpec] = []
+
+    @field_validator("calendars")
+    @classmethod
+    def _unique_calendars(cls, value: list[CalendarSpec]) -> list[CalendarSpec]:
+        ids = [c.id for c in value]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate calendar ids: {', '.join(duplicates)}")
+        return value
 
     @field_validator("policies")
     @classmethod
@@ -65,24 +104,20 @@ class SlaConfig(BaseModel):
 
 
 async def upsert_policies(session: AsyncSession, config: SlaConfig) -> None:
-    """Write the file's policies; an upsert so replicas starting together do not collide."""
+    """Write the file's calendars and policies; an upsert so replicas starting together
+    do not collide. A policy naming a calendar that exists nowhere stops the start."""
+    for calendar in config.calendars:
+        await save_calendar(session, calendar)
     if not config.policies:
         return
-    now = utcnow()
-    rows: list[dict[str, Any]] = [
-        {
-            "id": spec.id,
-            "position": position,
-            "match_severity": spec.match.severity.value if spec.match.severity else None,
-            "match_category": spec.match.category,
-            "match_channel": spec.match.channel,
-            "match_tier": spec.match.tier,
-            "first_response_seconds": spec.first_response.total_seconds(),
-            "warning_at": spec.warning_at,
-            "updated_at": now,
-        }
-        for position, spec in enumerate(config.policies)
-    ]
+    known = {c.id for c in config.calendars} | set(
+        (await session.scalars(select(SlaCalendar.id))).all())
+    for spec in config.policies:
+        if spec.calendar is not None and spec.calendar not in known:
+            raise ValueError(f"sla.policies.{spec.id}.calendar: unknown calendar "
+                             f"{spec.calendar!r}")
+    rows = [{**spec.row(), "position": position}
+            for position, spec in enumerate(config.policies)]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(SlaPolicy).values(rows)

@@ -1,30 +1,39 @@
-"""Response bodies of the sla-timer API."""
+"""Response bodies of the sla-timer API (request bodies are the YAML specs themselves:
+``PolicySpec`` and ``CalendarSpec``, so the file and the API cannot drift apart)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from escalator.shared.events import Severity
-from escalator.sla_timer.models import Clock, ClockStatus, SlaPolicy
+from escalator.sla_timer.calendar import Calendar
+from escalator.sla_timer.models import Clock, ClockStatus, SlaCalendar, SlaPolicy
+from escalator.sla_timer.service import elapsed
 
 
 class ClockOut(BaseModel):
     name: str = Field(examples=["first_response"])
+    cycle: int = Field(description="0, then 1, 2... for each reopen or next update")
     policy: str
+    calendar: str | None = Field(description="Business calendar; None for 24x7")
     severity: Severity
+    level: int | None
     status: ClockStatus
+    state: Literal["running", "paused", "met", "breached", "stopped"]
     target_seconds: float
     started_at: datetime
     warn_at: datetime | None
-    due_at: datetime
+    due_at: datetime | None = Field(description="None while paused (the deadline moves)")
     elapsed_seconds: float = Field(
-        description="From start until met, stopped or breached-and-unanswered now."
+        description="Business time counted, until met, stopped or now (pauses excluded)."
     )
     remaining_seconds: float = Field(
-        description="Due time minus the same end point; negative once overdue."
+        description="Target minus business time elapsed; negative once overdue."
     )
+    paused_at: datetime | None
     warned_at: datetime | None
     met_at: datetime | None
     breached_at: datetime | None
@@ -32,23 +41,19 @@ class ClockOut(BaseModel):
     met_after_breach: bool
 
     @classmethod
-    def of(cls, clock: Clock, now: datetime) -> ClockOut:
-        end = min(t for t in (clock.met_at, clock.stopped_at, now) if t is not None)
+    def of(cls, clock: Clock, calendar: Calendar, now: datetime) -> ClockOut:
+        counted = elapsed(clock, calendar, now)
+        paused = clock.status == ClockStatus.running and clock.resumed_at is None
         return cls(
-            name=clock.name,
-            policy=clock.policy_id,
-            severity=Severity(clock.severity),
+            name=clock.name, cycle=clock.cycle, policy=clock.policy_id,
+            calendar=clock.calendar_id, severity=Severity(clock.severity), level=clock.level,
             status=ClockStatus(clock.status),
-            target_seconds=clock.target_seconds,
-            started_at=clock.started_at,
-            warn_at=clock.warn_at,
-            due_at=clock.due_at,
-            elapsed_seconds=(end - clock.started_at).total_seconds(),
-            remaining_seconds=(clock.due_at - end).total_seconds(),
-            warned_at=clock.warned_at,
-            met_at=clock.met_at,
-            breached_at=clock.breached_at,
-            stopped_at=clock.stopped_at,
+            state="paused" if paused else clock.status,  # type: ignore[arg-type]
+            target_seconds=clock.target_seconds, started_at=clock.started_at,
+            warn_at=clock.warn_at, due_at=None if paused else clock.due_at,
+            elapsed_seconds=counted, remaining_seconds=clock.target_seconds - counted,
+            paused_at=clock.paused_at, warned_at=clock.warned_at, met_at=clock.met_at,
+            breached_at=clock.breached_at, stopped_at=clock.stopped_at,
             met_after_breach=clock.met_after_breach,
         )
 
@@ -69,8 +74,13 @@ class PolicyOut(BaseModel):
     id: str
     position: int = Field(description="Policies are tried in this order; first match wins.")
     match: PolicyMatchOut
+    calendar: str | None
     first_response_seconds: float
+    next_update_seconds: float | None
+    resolution_seconds: float | None
     warning_at: float | None
+    warning_before_seconds: float | None
+    on_level_change: str
 
     @classmethod
     def of(cls, policy: SlaPolicy) -> PolicyOut:
@@ -83,10 +93,29 @@ class PolicyOut(BaseModel):
                 channel=policy.match_channel,
                 tier=policy.match_tier,
             ),
+            calendar=policy.calendar_id,
             first_response_seconds=policy.first_response_seconds,
+            next_update_seconds=policy.next_update_seconds,
+            resolution_seconds=policy.resolution_seconds,
             warning_at=policy.warning_at,
+            warning_before_seconds=policy.warning_before_seconds,
+            on_level_change=policy.on_level_change,
         )
 
 
 class PolicyList(BaseModel):
     items: list[PolicyOut]
+
+
+class CalendarOut(BaseModel):
+    id: str
+    spec: dict[str, Any] = Field(description="As given: timezone, hours, holidays")
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: SlaCalendar) -> CalendarOut:
+        return cls(id=row.id, spec=row.spec, updated_at=row.updated_at)
+
+
+class CalendarList(BaseModel):
+    items: list[CalendarOut]

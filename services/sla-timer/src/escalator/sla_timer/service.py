@@ -5,9 +5,15 @@ Every transition takes the time it happened at (the event's time, or the timer l
 happened. Each operation expects the clock rows locked by the caller (``clocks_of(...,
 lock=True)`` or the timer loop's claim), so a handler and a timer never both decide.
 
-Warnings and breaches go out with deterministic event ids (``<clock id>:breached``):
-the outbox's unique event id makes a second breach of one clock impossible to commit,
-and consumers deduplicate redeliveries by that id.
+A clock measures business time in its calendar: ``elapsed_seconds`` holds what earlier
+running stretches counted, ``resumed_at`` starts the current stretch (None while
+paused), and the due time is ``calendar.add(resumed_at, target - elapsed)``. Pausing
+banks the stretch; paused time never counts.
+
+Clock ids are derived from (ticket, clock, cycle), and warnings and breaches go out with
+event ids derived from the clock id (``<clock id>:breached``): replaying a ticket's
+events rebuilds the same clocks, and the outbox's unique event id makes a second breach
+of one clock impossible to commit.
 """
 
 from __future__ import annotations
@@ -26,65 +32,158 @@ from escalator.shared.events import (
     Severity,
     SlaBreached,
     SlaClockEvent,
+    SlaUpdateDue,
     SlaWarning,
-    TicketSnapshot,
 )
 from escalator.shared.outbox import publish
 from escalator.sla_timer import metrics
-from escalator.sla_timer.models import FIRST_RESPONSE, Clock, ClockStatus, SlaPolicy, Timer
+from escalator.sla_timer.calendar import Calendar
+from escalator.sla_timer.models import NEXT_UPDATE, Clock, ClockStatus, SlaPolicy, Timer
 
 SOURCE = "/escalator/sla-timer"
+_IDS = uuid.UUID("5f0c1d52-8a53-4c1e-9d0e-2b1a7f1c9e01")
+
+
+def clock_id(ticket_id: str, name: str, cycle: int) -> str:
+    return str(uuid.uuid5(_IDS, f"{ticket_id}/{name}/{cycle}"))
+
+
+def warn_after(policy: SlaPolicy | None, target: float) -> float | None:
+    """Business seconds into ``target`` at which the policy warns; None for no warning."""
+    if policy is None:
+        return None
+    if policy.warning_before_seconds is not None:
+        return max(target - policy.warning_before_seconds, 0.0)
+    if policy.warning_at is not None:
+        return target * policy.warning_at
+    return None
 
 
 def start_clock(
-    session: AsyncSession, policy: SlaPolicy, ticket: TicketSnapshot, *, at: datetime,
-    grace: float,
+    session: AsyncSession, *, ticket_id: str, name: str, cycle: int, target: float,
+    policy: SlaPolicy | None, policy_id: str, severity: str, calendar: Calendar,
+    calendar_id: str | None, level: int | None, at: datetime, grace: float,
 ) -> Clock:
-    """A running first-response clock from ``at``, with the policy's targets copied in."""
-    target = policy.first_response_seconds
-    warn_at = at + timedelta(seconds=target * policy.warning_at) if policy.warning_at else None
-    due_at = at + timedelta(seconds=target)
+    """A running clock from ``at``, with the policy's targets copied in (a snapshot)."""
     clock = Clock(
-        id=str(uuid.uuid4()),
-        ticket_id=ticket.ticket_id,
-        name=FIRST_RESPONSE,
-        policy_id=policy.id,
-        target_seconds=target,
-        severity=ticket.severity.value,
-        status=ClockStatus.running,
-        started_at=at,
-        warn_at=warn_at,
-        due_at=due_at,
-        met_after_breach=False,
-        updated_at=at,
+        id=clock_id(ticket_id, name, cycle), ticket_id=ticket_id, name=name, cycle=cycle,
+        policy_id=policy_id, target_seconds=target, severity=severity,
+        status=ClockStatus.running, started_at=at, calendar_id=calendar_id, level=level,
+        elapsed_seconds=0.0, resumed_at=at, warn_after_seconds=warn_after(policy, target),
+        due_at=at, met_after_breach=False, updated_at=at,
     )
-    if warn_at is not None:
-        clock.next_timer, clock.fire_at = Timer.warning, warn_at
-    else:
-        _next_is_breach(clock, grace)
+    schedule(clock, calendar, grace)
     session.add(clock)
     return clock
 
 
+def schedule(clock: Clock, calendar: Calendar, grace: float) -> None:
+    """Recompute due time, warning time and the next timer of a running clock."""
+    if clock.status != ClockStatus.running or clock.resumed_at is None:
+        clock.next_timer, clock.fire_at, clock.warn_at = None, None, None
+        return
+    clock.due_at = calendar.add(clock.resumed_at, clock.target_seconds - clock.elapsed_seconds)
+    clock.warn_at = None
+    if (clock.warn_after_seconds is not None and clock.warned_at is None
+            and clock.warn_after_seconds > clock.elapsed_seconds):
+        clock.warn_at = calendar.add(clock.resumed_at,
+                                     clock.warn_after_seconds - clock.elapsed_seconds)
+    if clock.warn_at is not None:
+        clock.next_timer, clock.fire_at = Timer.warning, clock.warn_at
+    else:
+        clock.next_timer = Timer.breach
+        clock.fire_at = clock.due_at + timedelta(seconds=grace)
+
+
 async def clocks_of(session: AsyncSession, ticket_id: str, *, lock: bool = False) -> list[Clock]:
-    query = select(Clock).where(Clock.ticket_id == ticket_id).order_by(Clock.started_at)
+    query = (select(Clock).where(Clock.ticket_id == ticket_id)
+             .order_by(Clock.started_at, Clock.name, Clock.cycle))
     if lock:
         query = query.with_for_update()
     return list((await session.scalars(query)).all())
 
 
+def elapsed(clock: Clock, calendar: Calendar, now: datetime) -> float:
+    """Business seconds the clock has counted up to ``now`` (or until it ended)."""
+    ends = [t for t in (clock.met_at, clock.stopped_at, now) if t is not None]
+    if clock.status == ClockStatus.breached and clock.met_at is None:
+        ends = [t for t in (clock.stopped_at, now) if t is not None]
+    running = 0.0
+    if clock.resumed_at is not None:
+        running = calendar.between(clock.resumed_at, min(ends))
+    return clock.elapsed_seconds + running
+
+
+def pause(session: AsyncSession, clock: Clock, calendar: Calendar, *, at: datetime,
+          now: datetime) -> None:
+    """Waiting on the customer from ``at``: bank the running stretch, stop the timer.
+
+    A deadline that had passed before ``at`` was breached all the same.
+    """
+    if clock.status != ClockStatus.running or clock.resumed_at is None:
+        return
+    if at >= clock.due_at:
+        breach(session, clock, now=now)
+        return
+    clock.elapsed_seconds += calendar.between(clock.resumed_at, at)
+    clock.resumed_at, clock.paused_at = None, at
+    _nothing_to_fire(clock, now)
+    clock.warn_at = None
+
+
+def resume(clock: Clock, calendar: Calendar, *, at: datetime, now: datetime,
+           grace: float) -> None:
+    """The customer answered at ``at``: the clock counts again from there."""
+    if clock.status != ClockStatus.running or clock.resumed_at is not None:
+        return
+    clock.resumed_at, clock.paused_at, clock.updated_at = max(at, clock.paused_at or at), None, now
+    schedule(clock, calendar, grace)
+
+
+def retarget(clock: Clock, calendar: Calendar, *, target: float, warn: float | None,
+             severity: str, now: datetime, grace: float) -> None:
+    """A new severity: the same clock, measured against the new policy's target."""
+    if clock.status != ClockStatus.running:
+        return
+    clock.target_seconds, clock.warn_after_seconds = target, warn
+    clock.severity, clock.updated_at = severity, now
+    schedule(clock, calendar, grace)
+
+
+def change_level(clock: Clock, calendar: Calendar, *, how: str, level: int, at: datetime,
+                 now: datetime, grace: float) -> None:
+    """The ticket moved to ``level``: reset (full target from ``at``) or extend (one more
+    target on top) a running clock, per its policy; ``keep`` only records the level."""
+    clock.level, clock.updated_at = level, now
+    if clock.status != ClockStatus.running:
+        return
+    if how == "reset":
+        clock.elapsed_seconds, clock.warned_at = 0.0, None
+        if clock.resumed_at is not None:
+            clock.resumed_at = at
+    elif how == "extend":
+        if clock.warn_after_seconds is not None:
+            clock.warn_after_seconds += clock.target_seconds
+            clock.warned_at = None
+        clock.target_seconds *= 2
+    else:
+        return
+    schedule(clock, calendar, grace)
+
+
 def meet(session: AsyncSession, clock: Clock, *, at: datetime, now: datetime) -> None:
-    """The first response happened at ``at``.
+    """The target was met at ``at``.
 
     Before the deadline it is met, even when the event is processed after it (the breach
     is held back for the grace period, and a clock met in time never breaches). At or
     after the deadline it is a breach, reported now if the timer has not done so yet,
-    then recorded as met after breach.
+    then recorded as met after breach. A paused clock's deadline is not running, so an
+    answer while paused is in time.
     """
     if clock.met_at is not None or clock.status == ClockStatus.stopped:
         return
     if clock.status == ClockStatus.running:
-        if at < clock.due_at:
+        if at < clock.due_at or clock.resumed_at is None:
             clock.status, clock.met_at = ClockStatus.met, at
             _nothing_to_fire(clock, now)
             return
@@ -93,14 +192,14 @@ def meet(session: AsyncSession, clock: Clock, *, at: datetime, now: datetime) ->
 
 
 def stop(session: AsyncSession, clock: Clock, *, at: datetime, now: datetime) -> None:
-    """The ticket was resolved or closed at ``at``: nothing more is measured.
+    """Nothing more is measured from ``at`` (resolved, closed, superseded).
 
     A deadline that passed before ``at`` was still breached and is reported as such.
     """
-    if clock.stopped_at is not None:
+    if clock.stopped_at is not None or clock.met_at is not None:
         return
     if clock.status == ClockStatus.running:
-        if at >= clock.due_at:
+        if clock.resumed_at is not None and at >= clock.due_at:
             breach(session, clock, now=now)
         else:
             clock.status = ClockStatus.stopped
@@ -119,8 +218,9 @@ def fire(session: AsyncSession, clock: Clock, *, now: datetime, grace: float) ->
     if clock.next_timer == Timer.warning:
         if now < clock.due_at:
             warn(session, clock, now=now)
-        _next_is_breach(clock, grace)
-        if clock.fire_at is not None and clock.fire_at > now:
+        clock.next_timer = Timer.breach
+        clock.fire_at = clock.due_at + timedelta(seconds=grace)
+        if clock.fire_at > now:
             return
     breach(session, clock, now=now)
 
@@ -132,8 +232,14 @@ def warn(session: AsyncSession, clock: Clock, *, now: datetime) -> None:
 
 
 def breach(session: AsyncSession, clock: Clock, *, now: datetime) -> None:
+    """The deadline passed unmet. A missed customer update is ``sla.update_due`` (the
+    customer must hear from us now); every other clock is ``sla.breached``."""
     clock.status, clock.breached_at = ClockStatus.breached, now
     _nothing_to_fire(clock, now)
+    if clock.name == NEXT_UPDATE:
+        _publish(session, SlaUpdateDue(**_fields(clock, now)), event_id=f"{clock.id}:due",
+                 now=now)
+        return
     lateness = (now - clock.due_at).total_seconds()
     _publish(session, SlaBreached(**_fields(clock, now), lateness_seconds=lateness),
              event_id=f"{clock.id}:breached", now=now)
@@ -150,6 +256,7 @@ def _fields(clock: Clock, now: datetime) -> dict[str, object]:
         "due_at": clock.due_at,
         "fired_at": now,
         "severity": Severity(clock.severity),
+        "level": clock.level,
     }
 
 
@@ -158,11 +265,6 @@ def _publish(session: AsyncSession, data: SlaClockEvent, *, event_id: str, now: 
         id=event_id, source=SOURCE, type=data.event_type, subject=data.ticket_id, time=now,
         data=data,
     ))
-
-
-def _next_is_breach(clock: Clock, grace: float) -> None:
-    clock.next_timer = Timer.breach
-    clock.fire_at = clock.due_at + timedelta(seconds=grace)
 
 
 def _nothing_to_fire(clock: Clock, now: datetime) -> None:

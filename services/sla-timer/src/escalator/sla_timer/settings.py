@@ -17,3 +17,6 @@ class SlaTimerSettings(ServiceSettings):
     breach_grace_seconds: float = Field(default=1.0, ge=0)
     #: A running timer this far past its fire time counts as overdue for the watchdog.
     watchdog_overdue_seconds: float = Field(default=5.0, gt=0)
+    #: How often the watchdog counts pending and overdue timers (a count over the
+    #: partial index: cheap, but not free with a million pending).
+    watch_interval_seconds: float = Field(default=2.0, gt=0)

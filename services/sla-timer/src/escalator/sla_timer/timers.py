@@ -60,7 +60,7 @@ class TimerLoop:
                 if time.monotonic() >= next_watch:
                     # Also during a long burst, which is when falling behind shows.
                     await self._watch()
-                    next_watch = time.monotonic() + 1.0
+                    next_watch = time.monotonic() + self._settings.watch_interval_seconds
                 if fired >= self._settings.timer_batch_size:
                     continue  # a burst: take the next batch at once
                 delay = await self._next_delay()
@@ -108,7 +108,8 @@ class TimerLoop:
         return min(max((earliest - utcnow()).total_seconds(), 0.0), idle)
 
     async def _watch(self) -> None:
-        """Count running timers left far past due: a stuck or overloaded loop shows here."""
+        """Count pending timers, and those left far past due: a stuck or overloaded loop
+        shows here."""
         threshold = self._settings.watchdog_overdue_seconds
         async with self._sessionmaker() as session, session.begin():
             overdue = await session.scalar(
@@ -117,6 +118,11 @@ class TimerLoop:
                     Clock.fire_at < utcnow() - timedelta(seconds=threshold),
                 )
             ) or 0
+            pending = await session.scalar(
+                select(func.count()).select_from(Clock).where(
+                    Clock.status == ClockStatus.running, Clock.fire_at.is_not(None))
+            ) or 0
         metrics.OVERDUE_TIMERS.set(overdue)
+        metrics.PENDING_TIMERS.set(pending)
         if overdue:
             log.warning("%d SLA timers are overdue by more than %.0fs", overdue, threshold)
