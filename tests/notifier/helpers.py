@@ -7,7 +7,10 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
@@ -18,14 +21,19 @@ from starlette.routing import Route
 from escalator.notifier.settings import NotifierSettings
 from escalator.shared.events import (
     CloudEvent,
+    Contact,
+    Customer,
     EventData,
     Holder,
     SlaBreached,
     TicketAssigned,
     TicketEscalated,
+    TicketSnapshot,
     utcnow,
 )
 from tests.support import Env, free_port, produce, wait_until
+
+S = TypeVar("S", bound=TicketSnapshot)
 
 ALICE = Holder(agent_id="alice", name="Alice Moreau", email="alice@helpdesk.example",
                team="support-l1")
@@ -43,7 +51,7 @@ class Received:
 
     @property
     def ticket_id(self) -> str:
-        return str(self.json()["event"]["subject"])
+        return self.headers.get("x-escalator-ticket") or str(self.json()["event"]["subject"])
 
 
 @dataclass
@@ -102,6 +110,9 @@ def notifier_settings(env: Env, **overrides: Any) -> NotifierSettings:
         "delivery_backoff_max_seconds": 0.2,
         "webhook_timeout_seconds": 2.0,
         "delivery_lease_seconds": 5.0,
+        "smtp_timeout_seconds": 2.0,
+        "webhook_private_allowed": ["127.0.0.1"],
+        "breaker_failures": 50,
         "dispatcher_idle_seconds": 0.2,
     }
     values.update(overrides)
@@ -146,3 +157,40 @@ async def publish(env: Env, event: CloudEvent[Any]) -> None:
     data: EventData = event.data
     await produce(env.broker.bootstrap, f"{env.prefix}{data.topic}",
                   event.model_dump_json().encode(), key=event.subject.encode())
+
+
+CUSTOMER = Customer(
+    email="ana@client.example", name="Ana Sousa", tier="gold", language="pt",
+    csm=Contact(name="Carla CSM", email="carla@helpdesk.example"),
+    account_executive=Contact(name="Aaron AE", email="aaron@helpdesk.example"),
+)
+
+
+def snapshot(model: type[S], ticket_id: str | None = None, **overrides: Any) -> CloudEvent[S]:
+    """A ticket event as ingest would publish it (any ``TicketSnapshot`` subclass)."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "ticket_id": ticket_id or new_ticket_id(), "external_id": "EXT-1", "channel": "email",
+        "subject": "Invoices fail to export", "description": "It breaks.", "severity": "high",
+        "status": "open", "customer": CUSTOMER, "created_at": now, "updated_at": now,
+        "language": "pt",
+    }
+    values.update(overrides)
+    return CloudEvent.wrap(model(**values), source="/test")
+
+
+@dataclass
+class Mailbox:
+    """A real SMTP server (aiosmtpd, in its own thread) that keeps what it receives."""
+
+    port: int = field(default_factory=free_port)
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        message = BytesParser(policy=policy.default).parsebytes(envelope.content)
+        assert isinstance(message, EmailMessage)
+        self.messages.append(message)
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if address in str(m["To"])]

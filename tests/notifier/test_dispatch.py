@@ -156,6 +156,7 @@ async def test_retries_then_sends_or_gives_up(env: Env, receiver: Receiver) -> N
         assert receiver.about(breach.subject) == []  # the default target hears no breaches
 
         reported = await notifications(env, 5)
+        letters = await read_topic(env.broker.bootstrap, f"{env.prefix}dlq", count=3)
         metrics = (await svc.client.get("/metrics")).text
 
     assert reported[flaky.subject]["type"] == "notification.sent"
@@ -166,5 +167,10 @@ async def test_retries_then_sends_or_gives_up(env: Env, receiver: Receiver) -> N
         assert failure["type"] == "notification.failed"
         assert failure["data"]["error"]
     assert reported[breach.subject]["data"]["recipient"] == dead
+    # What was given up on also lands on the dead-letter topic, keyed by ticket.
+    dead_letters = {r.key.decode(): json.loads(r.value) for r in letters}
+    assert set(dead_letters) == {rejected.subject, down.subject, breach.subject}
+    assert dead_letters[down.subject]["reason"] == "delivery_failed"
+    assert dead_letters[down.subject]["delivery"]["attempts"] == 3
     assert 'escalator_deliveries_total{channel="webhook",outcome="retried"}' in metrics
     assert "escalator_delivery_seconds_bucket" in metrics

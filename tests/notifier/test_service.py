@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from escalator.notifier import service
+from escalator.notifier import planner, service
 from escalator.notifier.config import WebhookConfig
 from escalator.notifier.main import SPEC
 from escalator.notifier.models import Delivery
@@ -25,8 +25,8 @@ async def test_expired_lease_hands_the_delivery_to_the_next_sender(env: Env) -> 
         async with sessions() as session, session.begin():
             await service.upsert_targets(session, [WebhookConfig(
                 id="default", url="http://127.0.0.1:9/hook", events=["ticket.assigned"])])
-            assert len(await service.plan_deliveries(session, event)) == 1
-            assert await service.plan_deliveries(session, event) == []  # one per recipient
+            assert len(await planner.plan_deliveries(session, event)) == 1
+            assert await planner.plan_deliveries(session, event) == []  # one per recipient
 
         lease = timedelta(seconds=30)
         async with sessions() as session, session.begin():

@@ -7,9 +7,21 @@ Example::
         - id: ops-chat
           url: https://hooks.example/escalations
           events: [ticket.escalated, sla.breached]
+          format: slack            # or json (default)
+      rules:
+        - id: exec-escalations
+          events: [executive_escalation]
+          recipients: [executives, account_executive, supervisor]
+        - id: customer-resolution
+          events: [ticket.resolved]
+          recipients: [customer]
+      executives: [{name: Dana Ruiz, email: dana@corp.example, timezone: Europe/Lisbon}]
+      watchers: []
+      promise_hours: {critical: 1, high: 4, medium: 8, low: 24}
+      working_hours: {start: "09:00", end: "18:00", days: [1, 2, 3, 4, 5]}
 
 Entries are upserted by id at every start, so git stays the source of truth for the
-targets it names; targets it does not name are left alone (a later REST API may own
+targets and rules it names; rules it does not name are left alone (the REST API owns
 them). ``ESCALATOR_WEBHOOK_URL`` owns the target with id ``default``.
 """
 
@@ -18,6 +30,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from escalator.notifier.rules import Rule
+from escalator.notifier.schedule import WorkingHours
+from escalator.shared.events import Contact, Severity
 
 #: Event types a webhook target may subscribe to: the ones the notifier consumes.
 NotifiableEvent = Literal["ticket.assigned", "ticket.escalated", "sla.breached"]
@@ -32,6 +48,8 @@ class WebhookConfig(BaseModel):
     url: Annotated[str, StringConstraints(max_length=2000)]
     events: list[NotifiableEvent] = Field(min_length=1)
     enabled: bool = True
+    #: ``json``: the envelope plus a text line; ``slack``: an incoming-webhook payload.
+    format: Literal["json", "slack"] = "json"
 
     @field_validator("url")
     @classmethod
@@ -45,6 +63,25 @@ class NotifierConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     webhooks: list[WebhookConfig] = []
+    rules: list[Rule] = []
+    #: Reached by the ``executives`` and ``watchers`` roles.
+    executives: list[Contact] = []
+    watchers: list[Contact] = []
+    #: When internal recipients are at work, in their own zones (urgent messages ignore it).
+    working_hours: WorkingHours = WorkingHours()
+    #: First-response promise quoted in the customer's acknowledgement, by severity.
+    promise_hours: dict[Severity, float] = Field(
+        default_factory=lambda: {Severity.critical: 1, Severity.high: 4,
+                                 Severity.medium: 8, Severity.low: 24})
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_rules(cls, value: list[Rule]) -> list[Rule]:
+        ids = [r.id for r in value]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate rule ids: {', '.join(duplicates)}")
+        return value
 
     @field_validator("webhooks")
     @classmethod

@@ -23,10 +23,11 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from escalator.notifier import metrics, service
+from escalator.notifier import metrics, service, smtp
+from escalator.notifier.guard import DestinationRefused, Guard
 from escalator.notifier.service import Claim
 from escalator.notifier.settings import NotifierSettings
-from escalator.notifier.signing import SIGNATURE_HEADER, signature
+from escalator.notifier.signing import SIGNATURE_HEADER, signature, standard_headers
 from escalator.shared.app import Runtime
 from escalator.shared.consumer import is_infrastructure_error
 from escalator.shared.events import utcnow
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 #: Key of the running dispatcher in ``Runtime.extras``, for handlers that wake it.
 DISPATCHER = "notifier.dispatcher"
 _SNIPPET = 300
+_RECORD_CHUNK = 50
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,16 @@ class Attempt:
     error: str | None = None
     retryable: bool = False
     retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one claim, waiting to be stored with others of its batch."""
+
+    claim: Claim
+    outcome: str
+    attempt: Attempt
+    at: datetime | None = None
 
 
 class Dispatcher:
@@ -62,6 +74,10 @@ class Dispatcher:
         self._transport = transport
         self._wake = asyncio.Event()
         self._lease = timedelta(seconds=settings.delivery_lease_seconds)
+        self._guard = Guard(settings.webhook_allowed_hosts, settings.webhook_private_allowed,
+                            [settings.webhook_url] if settings.webhook_url else [])
+        self._secrets = [s.get_secret_value() for s in settings.webhook_signing_secrets]
+        self._breaker = Breaker(settings.breaker_failures, settings.breaker_pause_seconds)
 
     def wake(self) -> None:
         """Look for due deliveries now rather than at the next idle tick."""
@@ -104,13 +120,22 @@ class Dispatcher:
         for claim in claims:
             by_ticket[claim.ticket_id].append(claim)
         gate = asyncio.Semaphore(self._settings.delivery_concurrency)
+        done: list[Outcome] = []
 
         async def send_in_order(group: list[Claim]) -> None:
+            nonlocal done
             async with gate:
                 for claim in group:
-                    await self._deliver(client, claim)
+                    done.append(await self._deliver(client, claim))
+                    if len(done) >= _RECORD_CHUNK:
+                        # Outcomes are stored in chunks: one transaction for many sends
+                        # is what lets one instance keep up with a burst.
+                        chunk, done = done, []
+                        await self._record(chunk)
 
         await asyncio.gather(*(send_in_order(group) for group in by_ticket.values()))
+        if done:
+            await self._record(done)
         return True
 
     async def _idle(self) -> None:
@@ -124,11 +149,21 @@ class Dispatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
-    async def _deliver(self, client: httpx.AsyncClient, claim: Claim) -> None:
+    async def _deliver(self, client: httpx.AsyncClient, claim: Claim) -> Outcome:
         with log_context(ticket_id=claim.ticket_id, event_id=claim.about_event_id,
                          delivery_id=claim.id):
+            destination = "smtp" if claim.channel == "email" else claim.recipient
+            paused_until = self._breaker.paused_until(destination)
+            if paused_until is not None:
+                return Outcome(claim, "paused", Attempt(
+                    False, f"destination paused after {self._breaker.threshold} consecutive "
+                    "failures"), paused_until)
             started = time.perf_counter()
-            attempt = await self._post(client, claim)
+            if claim.channel == "email":
+                attempt = await self._email(claim)
+            else:
+                attempt = await self._post(client, claim)
+            self._breaker.observe(destination, ok=attempt.ok or not attempt.retryable)
             metrics.DELIVERY_SECONDS.labels(claim.channel).observe(time.perf_counter() - started)
             if attempt.ok:
                 outcome = "sent"
@@ -136,20 +171,37 @@ class Dispatcher:
                 outcome = "retried"
             else:
                 outcome = "failed"
-            await self._record(claim, outcome, attempt)
+            at = self._next_attempt(claim, attempt.retry_after) if outcome == "retried" else None
+            return Outcome(claim, outcome, attempt, at)
+
+    async def _email(self, claim: Claim) -> Attempt:
+        try:
+            message = smtp.build(self._settings, claim.id, claim.ticket_id, claim.payload)
+            await smtp.send(self._settings, message)
+        except smtp.EmailError as exc:
+            return Attempt(False, str(exc), retryable=exc.retryable)
+        return Attempt(True)
 
     async def _post(self, client: httpx.AsyncClient, claim: Claim) -> Attempt:
+        try:
+            await self._guard.check(claim.recipient)
+        except DestinationRefused as exc:
+            return Attempt(False, f"destination refused: {exc}")
         body = claim.payload.encode()
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": claim.id,
             "X-Escalator-Event-Type": claim.about_event_type,
+            "X-Escalator-Ticket": claim.ticket_id,
             "X-Escalator-Delivery-Attempt": str(claim.attempts),
         }
+        now = int(time.time())
         secret = self._settings.webhook_secret
         if secret is not None:
-            headers[SIGNATURE_HEADER] = signature(secret.get_secret_value(), body,
-                                                  int(time.time()))
+            headers[SIGNATURE_HEADER] = signature(secret.get_secret_value(), body, now)
+        if self._secrets:
+            # webhook-id is the delivery id: stable across retries, as the spec asks.
+            headers.update(standard_headers(self._secrets, claim.id, now, body))
         timeout = self._settings.webhook_timeout_seconds
         try:
             # One deadline for the whole exchange: httpx's own timeouts are per read, so
@@ -183,10 +235,10 @@ class Dispatcher:
             delay = max(delay, min(retry_after, settings.delivery_backoff_max_seconds))
         return utcnow() + timedelta(seconds=delay)
 
-    async def _record(self, claim: Claim, outcome: str, attempt: Attempt) -> None:
-        """Store the outcome, retrying through short database outages.
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        """Store outcomes in one transaction, retrying through short database outages.
 
-        Gives up once half the lease is gone: the delivery is then simply claimed and
+        Gives up once half the lease is gone: the deliveries are then simply claimed and
         sent again, which the receiver's idempotency check absorbs.
         """
         deadline = time.monotonic() + self._settings.delivery_lease_seconds / 2
@@ -194,30 +246,69 @@ class Dispatcher:
         while True:
             try:
                 async with self._sessionmaker() as session, session.begin():
-                    if outcome == "sent":
-                        settled = await service.mark_sent(session, claim)
-                    elif outcome == "retried":
-                        at = self._next_attempt(claim, attempt.retry_after)
-                        settled = await service.mark_retry(session, claim,
-                                                           error=attempt.error or "", at=at)
-                    else:
-                        settled = await service.mark_failed(session, claim,
-                                                            error=attempt.error or "")
+                    settled = [await self._settle(session, o) for o in outcomes]
                 break
             except Exception as exc:
                 if not is_infrastructure_error(exc) or time.monotonic() > deadline:
                     raise
-                log.warning("cannot record delivery outcome (%s); retrying", exc)
+                log.warning("cannot record delivery outcomes (%s); retrying", exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
-        if not settled:
-            log.warning("delivery %s was taken over by another sender; outcome dropped",
-                        claim.id)
+        for outcome, ok in zip(outcomes, settled, strict=True):
+            claim, attempt = outcome.claim, outcome.attempt
+            if not ok:
+                log.warning("delivery %s was taken over by another sender; outcome dropped",
+                            claim.id)
+                continue
+            metrics.DELIVERIES.labels(claim.channel, outcome.outcome).inc()
+            level = logging.INFO if outcome.outcome == "sent" else logging.WARNING
+            with log_context(ticket_id=claim.ticket_id, delivery_id=claim.id):
+                log.log(level, "delivery %s %s after %d attempt(s)%s", claim.id,
+                        outcome.outcome, claim.attempts,
+                        f": {attempt.error}" if attempt.error else "")
+
+    @staticmethod
+    async def _settle(session: AsyncSession, outcome: Outcome) -> bool:
+        claim, error = outcome.claim, outcome.attempt.error or ""
+        if outcome.outcome == "sent":
+            return await service.mark_sent(session, claim)
+        if outcome.outcome == "paused":
+            return await service.mark_paused(session, claim, error=error,
+                                             at=outcome.at or utcnow())
+        if outcome.outcome == "retried":
+            return await service.mark_retry(session, claim, error=error,
+                                            at=outcome.at or utcnow())
+        return await service.mark_failed(session, claim, error=error)
+
+
+class Breaker:
+    """Per-destination circuit breaker, per replica: consecutive retryable failures open
+    it for a pause; the first send after the pause probes, and one success closes it."""
+
+    def __init__(self, threshold: int, pause_seconds: float) -> None:
+        self.threshold = threshold
+        self._pause = timedelta(seconds=pause_seconds)
+        self._failures: dict[str, int] = {}
+        self._open_until: dict[str, datetime] = {}
+
+    def paused_until(self, destination: str) -> datetime | None:
+        until = self._open_until.get(destination)
+        if until is None or until <= utcnow():
+            return None
+        return until
+
+    def observe(self, destination: str, *, ok: bool) -> None:
+        if ok:
+            self._failures.pop(destination, None)
+            self._open_until.pop(destination, None)
             return
-        metrics.DELIVERIES.labels(claim.channel, outcome).inc()
-        level = logging.INFO if outcome == "sent" else logging.WARNING
-        log.log(level, "delivery %s %s after %d attempt(s)%s", claim.id, outcome, claim.attempts,
-                f": {attempt.error}" if attempt.error else "")
+        count = self._failures.get(destination, 0) + 1
+        self._failures[destination] = count
+        if count >= self.threshold:
+            self._open_until[destination] = utcnow() + self._pause
+            metrics.BREAKER_OPENED.inc()
+            log.warning("pausing %s for %s after %d consecutive failures", destination,
+                        self._pause, count)
 
 
 async def _read_snippet(response: httpx.Response) -> str:

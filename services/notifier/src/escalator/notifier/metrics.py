@@ -2,9 +2,14 @@
 
 from prometheus_client import Counter, Gauge, Histogram
 
+BREAKER_OPENED = Counter(
+    "escalator_delivery_breaker_opened_total",
+    "Times a failing destination was paused by the circuit breaker.",
+)
+
 DELIVERIES = Counter(
     "escalator_deliveries_total",
-    "Delivery attempts by channel and outcome (sent, retried, failed).",
+    "Delivery attempts by channel and outcome (sent, retried, paused, failed).",
     ["channel", "outcome"],
 )
 DELIVERY_SECONDS = Histogram(

@@ -6,7 +6,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Index, Integer, MetaData, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from escalator.shared.db import NAMING_CONVENTION, UTCDateTime
@@ -36,6 +47,7 @@ class WebhookTarget(Base):
     url: Mapped[str] = mapped_column(String(2000))
     events: Mapped[list[str]]
     enabled: Mapped[bool]
+    format: Mapped[str] = mapped_column(String(10), default="json", server_default="json")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -72,3 +84,49 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class RuleRow(Base):
+    """A notification rule (``rules.Rule``), from YAML or the REST API."""
+
+    __tablename__ = "rules"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    definition: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class TemplateRow(Base):
+    """A template edited over REST; it overrides the shipped one with the same key."""
+
+    __tablename__ = "templates"
+    __table_args__ = (PrimaryKeyConstraint("event", "audience", "channel", "language"),)
+
+    event: Mapped[str] = mapped_column(String(60))
+    audience: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(20))
+    language: Mapped[str] = mapped_column(String(20))
+    subject: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+
+class TicketRow(Base):
+    """The notifier's projection of a ticket: contacts and the facts rules filter on,
+    for events that do not carry them, and the incident each child is linked to."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_parent_id", "parent_id"),)
+
+    ticket_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    subject: Mapped[str | None] = mapped_column(String(500))
+    customer: Mapped[dict[str, Any] | None]
+    language: Mapped[str | None] = mapped_column(String(20))
+    severity: Mapped[str | None] = mapped_column(String(20))
+    executive: Mapped[bool] = mapped_column(Boolean, default=False)
+    parent_id: Mapped[str | None] = mapped_column(String(200))
+    level: Mapped[int | None] = mapped_column(Integer)
+    assignee: Mapped[dict[str, Any] | None]
+    supervisor: Mapped[dict[str, Any] | None]
+    updated_at: Mapped[datetime]

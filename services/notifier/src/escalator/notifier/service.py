@@ -9,26 +9,24 @@ cannot overwrite the outcome of the replica that took over.
 
 from __future__ import annotations
 
-import uuid
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from escalator.notifier import messages
 from escalator.notifier.config import WebhookConfig
-from escalator.notifier.models import Delivery, DeliveryStatus, WebhookTarget
-from escalator.shared.events import CloudEvent, NotificationFailed, NotificationSent, utcnow
-from escalator.shared.outbox import emit
+from escalator.notifier.models import Delivery, DeliveryStatus, RuleRow, WebhookTarget
+from escalator.notifier.rules import Rule
+from escalator.shared.events import DLQ, NotificationFailed, NotificationSent, utcnow
+from escalator.shared.outbox import emit, enqueue
 from escalator.shared.pagination import newest_first
 from escalator.shared.problems import Problem
 
 SOURCE = "/escalator/notifier"
-WEBHOOK = "webhook"
 
 
 async def upsert_targets(session: AsyncSession, targets: list[WebhookConfig]) -> None:
@@ -38,11 +36,24 @@ async def upsert_targets(session: AsyncSession, targets: list[WebhookConfig]) ->
     now = utcnow()
     for target in targets:
         values = {"url": target.url, "events": list(target.events), "enabled": target.enabled,
-                  "updated_at": now}
+                  "format": target.format, "updated_at": now}
         await session.execute(
             insert(WebhookTarget)
             .values(id=target.id, created_at=now, **values)
             .on_conflict_do_update(index_elements=[WebhookTarget.id], set_=values)
+        )
+
+
+async def upsert_rules(session: AsyncSession, rules: list[Rule]) -> None:
+    """Insert or replace rules by id (YAML at start-up, PUT over REST)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = utcnow()
+    for rule in rules:
+        values = {"definition": rule.model_dump(mode="json"), "updated_at": now}
+        await session.execute(
+            insert(RuleRow).values(id=rule.id, created_at=now, **values)
+            .on_conflict_do_update(index_elements=[RuleRow.id], set_=values)
         )
 
 
@@ -55,33 +66,6 @@ async def disable_target(session: AsyncSession, target_id: str) -> None:
 
 async def list_targets(session: AsyncSession) -> list[WebhookTarget]:
     return list((await session.scalars(select(WebhookTarget).order_by(WebhookTarget.id))).all())
-
-
-async def plan_deliveries(session: AsyncSession, event: CloudEvent[Any]) -> list[Delivery]:
-    """One pending webhook delivery per enabled target subscribed to ``event``'s type.
-
-    The unique (event, channel, target) key makes a second planning of the same event
-    a no-op, whatever path the duplicate took.
-    """
-    targets = [t for t in await list_targets(session) if t.enabled and event.type in t.events]
-    planned: list[Delivery] = []
-    now = utcnow()
-    for target in targets:
-        delivery_id = str(uuid.uuid4())
-        delivery = Delivery(
-            id=delivery_id, ticket_id=event.subject, about_event_id=event.id,
-            about_event_type=event.type, channel=WEBHOOK, target_id=target.id,
-            recipient=target.url, payload=messages.webhook_body(delivery_id, event),
-            status=DeliveryStatus.pending.value, attempts=0, next_attempt_at=now,
-            created_at=now,
-        )
-        try:
-            async with session.begin_nested():
-                session.add(delivery)
-        except IntegrityError:
-            continue
-        planned.append(delivery)
-    return planned
 
 
 @dataclass(frozen=True)
@@ -158,7 +142,20 @@ async def mark_failed(session: AsyncSession, claim: Claim, *, error: str) -> boo
                          next_attempt_at=None, last_error=error):
         return False
     emit(session, NotificationFailed(**_outcome(claim), error=error), source=SOURCE)
+    # The dead-letter topic is where operators look for everything that was given up on.
+    letter = {"reason": "delivery_failed", "error": error[:4000], "service": "notifier",
+              "delivery": _outcome(claim), "dead_lettered_at": utcnow().isoformat()}
+    enqueue(session, topic=DLQ, key=claim.ticket_id, event_id=f"delivery-failed:{claim.id}",
+            event_type="notification.failed", payload=json.dumps(letter))
     return True
+
+
+async def mark_paused(session: AsyncSession, claim: Claim, *, error: str, at: datetime
+                      ) -> bool:
+    """Put the delivery back until ``at`` without spending an attempt: its destination is
+    paused by the circuit breaker, so this round was not a try."""
+    return await _settle(session, claim, next_attempt_at=at, last_error=error,
+                         attempts=claim.attempts - 1)
 
 
 async def pending_stats(session: AsyncSession) -> tuple[int, datetime | None]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from escalator.shared.settings import ServiceSettings
@@ -16,6 +18,32 @@ class NotifierSettings(ServiceSettings):
     #: When set, every POST carries ``X-Escalator-Signature: t=<unix>,v1=<hex>``.
     webhook_secret: SecretStr | None = None
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    #: Standard Webhooks 1.0 secrets (``whsec_<base64>``); every POST carries one
+    #: ``v1,<base64>`` signature per secret, so a receiver can rotate without a gap.
+    webhook_signing_secrets: list[SecretStr] = []
+    #: SSRF guard. Hosts (exact, or ``.suffix``) a destination may name; empty = any
+    #: public host. Private, loopback and link-local addresses are refused unless their
+    #: host or address is listed in ``webhook_private_allowed``. The operator's own
+    #: ``ESCALATOR_WEBHOOK_URL`` is trusted as configured.
+    webhook_allowed_hosts: list[str] = []
+    webhook_private_allowed: list[str] = []
+
+    #: Email over SMTP; without a host, email deliveries fail with a clear error.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    #: ``starttls`` upgrades a plain connection; ``tls`` connects over TLS (port 465).
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_from: str = "Escalator <escalator@localhost>"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    #: Links in messages; ``{ticket_id}`` and ``{token}`` are filled in.
+    ticket_url: str = "http://127.0.0.1:8001/v1/tickets/{ticket_id}"
+    survey_url: str = "http://127.0.0.1:8005/v1/surveys/{ticket_id}?token={token}"
+    #: Shared with the postmortem service, which verifies the survey token.
+    survey_secret: SecretStr | None = None
+    survey_link_days: float = Field(default=30.0, gt=0)
 
     delivery_max_attempts: int = Field(default=5, ge=1)
     #: First retry delay; each further retry doubles it, up to the cap.
@@ -24,6 +52,10 @@ class NotifierSettings(ServiceSettings):
     #: How long a claimed delivery is reserved for its sender: a replica that dies
     #: mid-send leaves it to be retried after this.
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
+    #: Circuit breaker: after this many consecutive retryable failures a destination is
+    #: paused for ``breaker_pause_seconds`` (its deliveries wait, spending no attempts).
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_pause_seconds: float = Field(default=60.0, gt=0)
     delivery_batch_size: int = Field(default=100, ge=1)
     delivery_concurrency: int = Field(default=20, ge=1)
     #: Longest the dispatcher sleeps when nothing is due and nobody wakes it.
@@ -42,6 +74,8 @@ class NotifierSettings(ServiceSettings):
     def _lease_outlives_a_send(self) -> NotifierSettings:
         # A lease shorter than a send would let a second replica resend a delivery that
         # is still in flight.
-        if self.delivery_lease_seconds <= self.webhook_timeout_seconds:
-            raise ValueError("delivery_lease_seconds must exceed webhook_timeout_seconds")
+        if self.delivery_lease_seconds <= max(self.webhook_timeout_seconds,
+                                              self.smtp_timeout_seconds):
+            raise ValueError("delivery_lease_seconds must exceed webhook_timeout_seconds "
+                             "and smtp_timeout_seconds")
         return self

@@ -1,0 +1,257 @@
+"""From one event to its pending deliveries, inside the consumer's transaction.
+
+Two sources of deliveries: webhook targets subscribed to the event type (the original
+behaviour, kept), and rules, which pick people by role (email) or a webhook target. The
+unique (event, channel, target) key makes re-planning a redelivered event a no-op, and
+makes a person named by two rules, or a customer behind two linked tickets, hear once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from escalator.notifier import digest, messages, templates
+from escalator.notifier.catalog import Key
+from escalator.notifier.models import (
+    Delivery,
+    DeliveryStatus,
+    RuleRow,
+    TemplateRow,
+    TicketRow,
+    WebhookTarget,
+)
+from escalator.notifier.rules import Person, Rule, TicketView, customer_person, facts, matches
+from escalator.notifier.rules import resolve as resolve_role
+from escalator.notifier.schedule import WorkingHours, is_urgent, next_working_time
+from escalator.shared.events import (
+    CloudEvent,
+    Contact,
+    Customer,
+    Holder,
+    TicketAssigned,
+    TicketCommented,
+    TicketEscalated,
+    TicketSnapshot,
+    utcnow,
+)
+
+WEBHOOK = "webhook"
+EMAIL = "email"
+
+
+@dataclass
+class Directory:
+    """Start-up configuration the planner needs: people named by config, the promise
+    quoted to customers, and how links are built."""
+
+    links: templates.Links
+    executives: list[Contact] = field(default_factory=list)
+    watchers: list[Contact] = field(default_factory=list)
+    promise_hours: dict[str, float] = field(default_factory=dict)
+    working_hours: WorkingHours = field(default_factory=WorkingHours)
+
+
+async def project(session: AsyncSession, event: CloudEvent[Any]) -> None:
+    """Fold what the event says about its ticket into the projection."""
+    data = event.data
+    values: dict[str, Any] = {}
+    if isinstance(data, TicketSnapshot):
+        values = {"subject": data.subject[:500], "customer": data.customer.model_dump(mode="json"),
+                  "language": data.language, "severity": str(data.severity),
+                  "executive": data.executive, "parent_id": data.parent_id}
+    elif isinstance(data, TicketAssigned):
+        values = {"severity": str(data.severity), "level": data.level,
+                  "assignee": _dump(data.assignee)}
+        if data.supervisor is not None:
+            values["supervisor"] = _dump(data.supervisor)
+    elif isinstance(data, TicketEscalated):
+        values = {"severity": str(data.severity), "level": data.to_level,
+                  "assignee": _dump(data.to_assignee)}
+        if data.supervisor is not None:
+            values["supervisor"] = _dump(data.supervisor)
+    if not values:
+        return
+    values["updated_at"] = utcnow()
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    await session.execute(
+        insert(TicketRow).values(ticket_id=event.subject, **{"executive": False, **values})
+        .on_conflict_do_update(index_elements=[TicketRow.ticket_id], set_=values)
+    )
+
+
+def _dump(holder: Holder | None) -> dict[str, Any] | None:
+    return holder.model_dump(mode="json") if holder is not None else None
+
+
+def view_of(row: TicketRow | None) -> TicketView:
+    if row is None:
+        return TicketView()
+    return TicketView(
+        customer=Customer.model_validate(row.customer) if row.customer else None,
+        language=row.language, severity=row.severity, executive=row.executive,
+        subject=row.subject, level=row.level,
+        assignee=Holder.model_validate(row.assignee) if row.assignee else None,
+        supervisor=Holder.model_validate(row.supervisor) if row.supervisor else None,
+    )
+
+
+async def load_rules(session: AsyncSession) -> list[Rule]:
+    rows = (await session.scalars(select(RuleRow).order_by(RuleRow.id))).all()
+    return [Rule.model_validate(r.definition) for r in rows]
+
+
+async def load_overrides(session: AsyncSession) -> dict[Key, tuple[str | None, str]]:
+    rows = (await session.scalars(select(TemplateRow))).all()
+    return {(r.event, r.audience, r.channel, r.language): (r.subject, r.body) for r in rows}
+
+
+@dataclass
+class _Plan:
+    event: CloudEvent[Any]
+    planned: dict[tuple[str, str], Delivery] = field(default_factory=dict)
+
+    def add(self, channel: str, target_id: str, recipient: str, ticket_id: str,
+            payload: str, delivery_id: str, due: datetime | None = None) -> None:
+        if (channel, target_id) in self.planned:
+            return
+        now = utcnow()
+        self.planned[(channel, target_id)] = Delivery(
+            id=delivery_id, ticket_id=ticket_id, about_event_id=self.event.id,
+            about_event_type=self.event.type, channel=channel, target_id=target_id,
+            recipient=recipient, payload=payload, status=DeliveryStatus.pending.value,
+            attempts=0, next_attempt_at=due or now, created_at=now)
+
+
+def _person_key(email: str) -> str:
+    email = email.strip().lower()
+    # Room for the digest prefix within the 100-character column.
+    return email if len(email) <= 90 else "sha256:" + hashlib.sha256(email.encode()).hexdigest()
+
+
+def webhook_payload(target: WebhookTarget, delivery_id: str, event: CloudEvent[Any]) -> str:
+    if target.format == "slack":
+        text = messages.summary(event)
+        return json.dumps({"text": text, "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": text}}]},
+            separators=(",", ":"), ensure_ascii=False)
+    return messages.webhook_body(delivery_id, event)
+
+
+async def plan_deliveries(session: AsyncSession, event: CloudEvent[Any],
+                          directory: Directory | None = None) -> list[Delivery]:
+    """Project the event, then store one pending delivery per (recipient, channel)."""
+    await project(session, event)
+    plan = _Plan(event)
+    targets = {t.id: t for t in (await session.scalars(select(WebhookTarget))).all()
+               if t.enabled}
+    for target in targets.values():
+        if event.type in target.events:
+            delivery_id = str(uuid.uuid4())
+            plan.add(WEBHOOK, target.id, target.url, event.subject,
+                     webhook_payload(target, delivery_id, event), delivery_id)
+    rules = await load_rules(session)
+    if rules and directory is not None:
+        await _plan_rules(session, plan, rules, targets, directory)
+    stored: list[Delivery] = []
+    for delivery in plan.planned.values():
+        try:
+            async with session.begin_nested():
+                session.add(delivery)
+        except IntegrityError:
+            continue
+        stored.append(delivery)
+    return stored
+
+
+async def _plan_rules(session: AsyncSession, plan: _Plan, rules: list[Rule],
+                      targets: dict[str, WebhookTarget], directory: Directory) -> None:
+    event = plan.event
+    view = view_of(await session.get(TicketRow, event.subject))
+    children: list[TicketRow] = []
+    if isinstance(event.data, TicketCommented) and event.data.comment.public:
+        children = list((await session.scalars(
+            select(TicketRow).where(TicketRow.parent_id == event.subject))).all())
+    f = facts(event, view, is_parent=bool(children))
+    kinds = sorted(f.kinds - {event.type}) + [event.type]
+    overrides: dict[Key, tuple[str | None, str]] | None = None
+    for rule in rules:
+        if not matches(rule, f):
+            continue
+        kind = next(k for k in kinds if k in rule.events)
+        if rule.channel == WEBHOOK:
+            target = targets.get(rule.target or "")
+            if target is not None:
+                delivery_id = str(uuid.uuid4())
+                plan.add(WEBHOOK, target.id, target.url, event.subject,
+                         webhook_payload(target, delivery_id, event), delivery_id)
+            continue
+        if overrides is None:
+            overrides = await load_overrides(session)
+        for person, ticket_id in _people(rule, event, view, children, kind, directory):
+            await _plan_email(session, plan, overrides, person, ticket_id, kind, kinds, view,
+                              directory, rule.throttle_minutes)
+
+
+def _people(rule: Rule, event: CloudEvent[Any], view: TicketView, children: list[TicketRow],
+            kind: str, directory: Directory) -> list[tuple[Person, str]]:
+    people: list[tuple[Person, str]] = []
+    for role in rule.recipients:
+        for person in resolve_role(role, event, view, executives=directory.executives,
+                                   watchers=directory.watchers):
+            people.append((person, event.subject))
+        if role == "customer" and kind == "incident_update":
+            # Incident broadcast: every linked ticket's customer hears of the update.
+            for child in children:
+                if child.customer:
+                    customer = Customer.model_validate(child.customer)
+                    people.append((customer_person(customer, child.language), child.ticket_id))
+    return people
+
+
+async def _plan_email(session: AsyncSession, plan: _Plan,
+                      overrides: dict[Key, tuple[str | None, str]], person: Person,
+                      ticket_id: str, kind: str, kinds: list[str], view: TicketView,
+                      directory: Directory, throttle_minutes: int | None) -> None:
+    target_id = _person_key(person.email)
+    if (EMAIL, target_id) in plan.planned:
+        return
+    severity = str(getattr(plan.event.data, "severity", None) or view.severity or "")
+    ctx = templates.context(plan.event, view, person, kind, links=directory.links,
+                            promise_hours=directory.promise_hours.get(severity))
+    audience = "internal" if person.internal else "customer"
+    ordered = [kind, *[k for k in kinds if k != kind]]
+    rendered = templates.render(overrides, ordered, audience, EMAIL, ctx)
+    if rendered is None:
+        return
+    delivery_id = str(uuid.uuid4())
+    message: dict[str, object] = {
+        "to": person.email, "name": person.name, "role": person.role,
+        "language": rendered.language, "template": rendered.template,
+        "subject": rendered.subject, "body": rendered.body, "timezone": person.timezone,
+    }
+    if throttle_minutes is not None:
+        folded = await digest.fold(
+            session, channel=EMAIL, target_id=target_id, ticket_id=ticket_id,
+            window=timedelta(minutes=throttle_minutes), line=messages.summary(plan.event),
+            subject=rendered.subject, payload=message, about_event_id=plan.event.id,
+            about_event_type=plan.event.type)
+        if folded is True:
+            return
+        if isinstance(folded, Delivery):
+            plan.planned[(EMAIL, folded.target_id)] = folded
+            return
+    payload = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    due = None
+    if person.internal and not is_urgent(set(kinds), severity):
+        due = next_working_time(utcnow(), person.timezone, directory.working_hours)
+    plan.add(EMAIL, target_id, person.email, ticket_id, payload, delivery_id, due)
