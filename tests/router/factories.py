@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
 from escalator.shared.db import inbox, outbox
 from escalator.shared.events import (
     CloudEvent,
+    Contact,
     Customer,
     EventData,
     Severity,
     SlaBreached,
     TicketClosed,
     TicketCreated,
+    TicketEscalationRequested,
     TicketStatus,
     TicketUpdated,
     utcnow,
@@ -79,17 +83,48 @@ def closed(ticket_id: str) -> TicketClosed:
     return _snapshot(TicketClosed, ticket_id, status=TicketStatus.closed)
 
 
-def breached(ticket_id: str) -> SlaBreached:
+def breached(ticket_id: str, clock: str = "first_response") -> SlaBreached:
     now = utcnow()
     return SlaBreached(
-        ticket_id=ticket_id, clock="first_response", policy="high", target_seconds=60,
+        ticket_id=ticket_id, clock=clock, policy="high", target_seconds=60,
         started_at=now - timedelta(seconds=70), due_at=now - timedelta(seconds=10),
         fired_at=now, severity=Severity.high, lateness_seconds=10,
     )
 
 
+def escalation_requested(ticket_id: str, kind: str, sponsor: str | None = None,
+                         **overrides: Any) -> TicketEscalationRequested:
+    customer = Customer(email="ceo@acme.example", name="Acme", tier="enterprise",
+                        executive_sponsor=Contact(name="Sponsor", email=sponsor)
+                        if sponsor else None)
+    return _snapshot(TicketEscalationRequested, ticket_id, kind=kind, customer=customer,
+                     requested_by="customer", reason="wants a manager", **overrides)
+
+
+async def outbox_events(svc: RunningService, ticket_id: str) -> list[dict[str, Any]]:
+    """The CloudEvents the router committed for one ticket, in order."""
+    async with svc.runtime.sessionmaker() as session:
+        rows = await session.scalars(
+            select(outbox.c.payload).where(outbox.c.key == ticket_id).order_by(outbox.c.id))
+        return [json.loads(p) for p in rows.all()]
+
+
 def envelope(data: EventData) -> bytes:
     return CloudEvent.wrap(data, source="/test").model_dump_json().encode()
+
+
+async def send_many(env: Env, items: list[EventData]) -> None:
+    """Produce many events with one producer (the bulk tests and the benchmark)."""
+    producer = AIOKafkaProducer(bootstrap_servers=env.broker.bootstrap, acks="all",
+                                linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(f"{env.prefix}{d.topic}", envelope(d),
+                                       key=d.ticket_id.encode()) for d in items]
+        for future in futures:
+            await future
+    finally:
+        await producer.stop()
 
 
 async def send(env: Env, data: EventData, raw: bytes | None = None) -> bytes:

@@ -30,8 +30,9 @@ async def test_lists_and_restart_upserts_the_file(env: Env, tmp_path: Path) -> N
         teams = (await svc.client.get("/v1/teams")).json()
         assert [t["id"] for t in teams["items"]] == ["l1", "l2"]
         paths = (await svc.client.get("/v1/escalation-paths")).json()["items"]
-        assert paths[0]["is_default"] and paths[0]["levels"][1] == {
-            "name": "L2", "team": "l2", "kind": "hierarchical"}
+        assert paths[0]["is_default"] and paths[0]["levels"][1] | {
+            "name": "L2", "team": "l2", "kind": "hierarchical", "strategy": "least_loaded",
+            "ack_timeout_seconds": None} == paths[0]["levels"][1]
 
         first = (await svc.client.get("/v1/agents", params={"limit": 3})).json()
         assert [a["id"] for a in first["items"]] == ["a0", "a1", "a2"]

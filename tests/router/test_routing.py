@@ -58,9 +58,14 @@ async def test_least_loaded_available_agent_with_capacity(env: Env, tmp_path: Pa
         agents = (await svc.client.get("/v1/agents", params={"team": "l1"})).json()["items"]
         assert {a["id"]: a["open_assignments"] for a in agents} == {"a0": 0, "a1": 2, "a2": 2}
 
-        records = await read_topic(env.broker.bootstrap, f"{env.prefix}assignments", count=6)
-        assert len(records) == 6
-        events = {r.key.decode(): json.loads(r.value) for r in records}
+        records = await read_topic(env.broker.bootstrap, f"{env.prefix}assignments", count=7)
+        assert len(records) == 7  # six assignments and one "nobody can take it"
+        events = {r.key.decode(): json.loads(r.value) for r in records
+                  if json.loads(r.value)["type"] == "ticket.assigned"}
+        queued = [json.loads(r.value)["data"] for r in records
+                  if json.loads(r.value)["type"] == "ticket.unassignable"]
+        assert [(q["ticket_id"], q["team"], q["level_name"]) for q in queued] == [
+            ("t4-full", "l1", "L1")]
         first = events["t0"]
         assert first["type"] == "ticket.assigned" and first["subject"] == "t0"
         assert first["data"]["assignee"] | {"agent_id": "a1", "name": "Bob",

@@ -9,12 +9,15 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalator.router import service
+from escalator.router.service import Move
 from escalator.shared.consumer import Handlers
 from escalator.shared.events import (
     CloudEvent,
     SlaBreached,
     TicketClosed,
     TicketCreated,
+    TicketEscalationRequested,
+    TicketReopened,
     TicketResolved,
     TicketUpdated,
 )
@@ -34,11 +37,49 @@ async def on_updated(event: CloudEvent[TicketUpdated], *, session: AsyncSession)
 
 @handlers.on(SlaBreached)
 async def on_breached(event: CloudEvent[SlaBreached], *, session: AsyncSession) -> None:
-    await service.escalate_on_breach(session, event.data)
+    """Any clock's breach moves the ticket up; the acknowledgement clock is the level's
+    ack timeout running out (the sla-timer times it from ``ack_timeout_seconds``)."""
+    breach = event.data
+    trigger = "ack_timeout" if breach.clock == "acknowledgement" else "sla_breach"
+    why = (f"{breach.clock} SLA breached (policy {breach.policy}, "
+           f"{breach.lateness_seconds:.0f}s late)")
+    if trigger == "ack_timeout":
+        why = f"not acknowledged within {breach.target_seconds:.0f}s"
+    await service.escalate(session, breach.ticket_id, Move(trigger, why))
+
+
+@handlers.on(TicketEscalationRequested)
+async def on_escalation_requested(
+    event: CloudEvent[TicketEscalationRequested], *, session: AsyncSession
+) -> None:
+    """A customer asks for a manager (one level up), or a cancellation/legal threat goes
+    straight to the executive level with the account's executive sponsor brought in."""
+    asked = event.data
+    why = f"{asked.requested_by} asked for {asked.kind} escalation: {asked.reason}"
+    if asked.kind == "hierarchical":
+        await service.escalate(session, asked.ticket_id,
+                               Move("escalation_requested", why, service.HIERARCHICAL))
+        return
+    assignment = await service.get_assignment(session, asked.ticket_id)
+    if assignment is None:
+        return
+    path = await service.path_of(session, assignment)
+    sponsor = asked.customer.executive_sponsor
+    if sponsor is not None:
+        why += f"; executive sponsor {sponsor.name} <{sponsor.email}> brought in"
+    await service.escalate(session, asked.ticket_id,
+                           Move("executive", why, service.HIERARCHICAL),
+                           to_level=service.executive_level(path), executive=True,
+                           sponsor_email=sponsor.email.lower() if sponsor else None)
 
 
 @handlers.on(TicketResolved, TicketClosed)
 async def on_finished(
     event: CloudEvent[TicketResolved] | CloudEvent[TicketClosed], *, session: AsyncSession
 ) -> None:
-    await service.release(session, event.data.ticket_id)
+    await service.adjust_load(session, event.data.ticket_id, reopen=False)
+
+
+@handlers.on(TicketReopened)
+async def on_reopened(event: CloudEvent[TicketReopened], *, session: AsyncSession) -> None:
+    await service.adjust_load(session, event.data.ticket_id, reopen=True)

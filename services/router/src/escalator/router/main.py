@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from escalator.router.admin import router as admin_router
 from escalator.router.api import router
 from escalator.router.config import load_on_startup
 from escalator.router.handlers import handlers
@@ -13,9 +14,10 @@ SPEC = ServiceSpec(
     name="router",
     title="Escalator router",
     description="Routes each ticket along its escalation path to an available agent, and "
-    "escalates and reassigns it when an SLA is breached.",
+    "escalates and reassigns it on SLA breaches, acknowledgement timeouts, requests and by "
+    "hand, explaining every decision.",
     migrations=Path(__file__).parent / "migrations",
-    routers=[router],
+    routers=[router, admin_router],
     handlers=handlers,
     on_startup=load_on_startup,
 )

@@ -27,6 +27,9 @@ class Team(Base):
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     department: Mapped[str | None] = mapped_column(String(100))
+    #: The team's supervisor (an agent id), told when nobody in the team can take a ticket.
+    lead_id: Mapped[str | None] = mapped_column(String(100))
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class Agent(Base):
@@ -40,6 +43,16 @@ class Agent(Base):
     role: Mapped[str] = mapped_column(String(50), default="agent")
     available: Mapped[bool] = mapped_column(default=True)
     max_open_tickets: Mapped[int] = mapped_column(default=20)
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    #: Weekly shifts ``[{days: [mon, ...], start: "09:00", end: "17:00"}]`` in ``timezone``;
+    #: empty means always on shift.
+    shifts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    chat_handle: Mapped[str | None] = mapped_column(String(200))
+    #: Open tickets held, kept from the router's own decisions and ticket events and
+    #: changed only under the agent's row lock, so capacity holds across replicas.
+    open_tickets: Mapped[int] = mapped_column(default=0)
 
 
 class EscalationPath(Base):
@@ -50,6 +63,31 @@ class EscalationPath(Base):
     is_default: Mapped[bool] = mapped_column(default=False)
     #: Ordered ``[{name, team, kind}, ...]``; always read and written whole.
     levels: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    #: How many times the top level is re-assigned (to someone else) before it just stays.
+    repeat: Mapped[int] = mapped_column(default=0)
+    #: ``wait`` (stay queued until the level's ack timeout) or ``skip`` (move on at once).
+    on_empty: Mapped[str] = mapped_column(String(10), default="wait")
+
+
+class PathRule(Base):
+    """Which path a new ticket takes; rules are tried in ``position`` order, first wins."""
+
+    __tablename__ = "path_rules"
+
+    position: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    id: Mapped[str] = mapped_column(String(100), unique=True)
+    path_id: Mapped[str] = mapped_column(String(100))
+    match: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class RoundRobin(Base):
+    """Round-robin cursor per path level, in the database so every replica shares it."""
+
+    __tablename__ = "round_robin"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_agent_id: Mapped[str | None] = mapped_column(String(100))
+    turns: Mapped[int] = mapped_column(default=0)
 
 
 class Assignment(Base):
@@ -65,6 +103,14 @@ class Assignment(Base):
     agent_id: Mapped[str | None] = mapped_column(String(100), ForeignKey("agents.id"))
     severity: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(10))
+    rule: Mapped[str | None] = mapped_column(String(100))
+    executive: Mapped[bool] = mapped_column(default=False)
+    language: Mapped[str | None] = mapped_column(String(20))
+    category: Mapped[str | None] = mapped_column(String(100))
+    sponsor_email: Mapped[str | None] = mapped_column(String(320))
+    #: Every agent who has held the ticket, oldest first (the no-ping-pong rule reads it).
+    holders: Mapped[list[str]] = mapped_column(JSON, default=list)
+    repeats: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -83,3 +129,7 @@ class AssignmentHistory(Base):
     trigger: Mapped[str] = mapped_column(String(30))
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime]
+    strategy: Mapped[str | None] = mapped_column(String(30))
+    rule: Mapped[str | None] = mapped_column(String(100))
+    #: ``[{agent_id, name, open_tickets, picked, reason}]``: the decision's explanation.
+    candidates: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
