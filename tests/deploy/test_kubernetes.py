@@ -111,9 +111,12 @@ def test_each_service_has_deployment_service_pdb_and_probes(name: str) -> None:
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert "replicas" not in deployment["spec"], "the autoscaler owns replicas"
 
+    own = by_kind(PROD, "ConfigMap")[f"{name}-config"]["data"]
+    assert {"configMapRef": {"name": f"{name}-config"}} in main["envFrom"]
+    assert {"configMapRef": {"name": "escalator-common"}} in main["envFrom"]
+    assert own["ESCALATOR_PORT"] == str(port)
+    assert own["ESCALATOR_DB_SCHEMA"] == name.replace("-", "_")
     env = {e["name"]: e for e in main["env"]}
-    assert env["ESCALATOR_PORT"]["value"] == str(port)
-    assert env["ESCALATOR_DB_SCHEMA"]["value"] == name.replace("-", "_")
     assert env["ESCALATOR_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "escalator-secrets"
     assert env["ESCALATOR_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "escalator-secrets"
 
@@ -130,8 +133,9 @@ def test_settings_every_service_needs_come_from_config_maps_and_secrets() -> Non
     common = by_kind(PROD, "ConfigMap")["escalator-common"]["data"]
     assert common["ESCALATOR_ENV"] == "production"
     assert common["ESCALATOR_HOST"] == "0.0.0.0"
-    for key in common:
-        assert key.removeprefix("ESCALATOR_").lower() in ServiceSettings.model_fields, key
+    for name, config_map in by_kind(PROD, "ConfigMap").items():
+        for key in config_map.get("data", {}) if name != "escalator-config" else ():
+            assert key.removeprefix("ESCALATOR_").lower() in ServiceSettings.model_fields, key
     secrets = (K8S / "overlays" / "production" / "secrets.env.example").read_text()
     refs = {
         e["valueFrom"]["secretKeyRef"]["key"]
@@ -158,8 +162,7 @@ def test_consumers_scale_on_lag_within_the_partition_count(name: str) -> None:
         "ESCALATOR_TOPIC_PARTITIONS"])
     assert 1 <= scaled["spec"]["minReplicaCount"] <= scaled["spec"]["maxReplicaCount"]
     assert scaled["spec"]["maxReplicaCount"] <= partitions
-    deployment_env = {e["name"]: e.get("value") for e in
-                      container(by_kind(PROD, "Deployment")[name])["env"]}
+    deployment_env = by_kind(PROD, "ConfigMap")[f"{name}-config"]["data"]
     topics = set()
     for trigger in scaled["spec"]["triggers"]:
         assert trigger["type"] == "kafka"
