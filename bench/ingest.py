@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from bench.common import PG_URL, ROOT, Report, percentile
+from bench.common import PG_URL, ROOT, RawHttpClient, Report, percentile
 
 SECTION = "ingest"
 API_KEY = "bench-admin-key"
@@ -53,23 +53,22 @@ async def closed_loop(url: str, seconds: float, clients: int,
     errors = 0
     counter = iter(range(10**9))
     deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30,
-                                 headers={"Authorization": f"Bearer {API_KEY}"}) as client:
+    host, port = url.removeprefix("http://").split(":")
 
-        async def worker() -> None:
-            nonlocal errors
+    async def worker() -> None:
+        nonlocal errors
+        async with RawHttpClient(host, int(port), {"Authorization": f"Bearer {API_KEY}"}) as c:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                response = await client.post("/v1/channels/api/events", json=body(next(counter)))
-                if response.status_code == 202:
+                status, _ = await c.post_json("/v1/channels/api/events", body(next(counter)))
+                if status == 202:
                     latencies.append(time.perf_counter() - started)
                 else:
                     errors += 1
 
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        elapsed = time.perf_counter() - began
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    elapsed = time.perf_counter() - began
     return len(latencies) / elapsed, latencies, errors
 
 

@@ -40,7 +40,7 @@ class NotifierSettings(ServiceSettings):
 
     #: Links in messages; ``{ticket_id}`` and ``{token}`` are filled in.
     ticket_url: str = "http://127.0.0.1:8001/v1/tickets/{ticket_id}"
-    survey_url: str = "http://127.0.0.1:8005/v1/surveys/{ticket_id}?token={token}"
+    survey_url: str = "http://127.0.0.1:8005/pages/surveys/{ticket_id}?token={token}"
     #: Shared with the postmortem service, which verifies the survey token.
     survey_secret: SecretStr | None = None
     survey_link_days: float = Field(default=30.0, gt=0)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from escalator.postmortem import pages, reports_api
+from escalator.postmortem import pages, reports_api, survey_pages
 from escalator.postmortem.api import router, surveys_router
 from escalator.postmortem.config import load_on_startup
 from escalator.postmortem.handlers import handlers
@@ -16,7 +16,7 @@ SPEC = ServiceSpec(
     description="Collects every ticket's timeline across all topics and opens a post-mortem "
     "with its measures when the ticket closes.",
     migrations=Path(__file__).parent / "migrations",
-    routers=[router, surveys_router, reports_api.router, pages.router],
+    routers=[router, surveys_router, reports_api.router, pages.router, survey_pages.router],
     handlers=handlers,
     on_startup=load_on_startup,
 )
