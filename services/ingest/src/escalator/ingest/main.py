@@ -12,6 +12,7 @@ from escalator.ingest.handlers import handlers
 from escalator.ingest.metrics import count_open_tickets
 from escalator.ingest.settings import IngestSettings
 from escalator.shared.app import Runtime, ServiceSpec, serve
+from escalator.shared.gauges import database_gauge
 from escalator.shared.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ SPEC = ServiceSpec(
     routers=[channels_router, router],
     handlers=handlers,
     on_startup=load_on_startup,
-    workers=[smtp_worker, count_open_tickets],
+    workers=[smtp_worker, database_gauge(count_open_tickets)],
 )
 
 

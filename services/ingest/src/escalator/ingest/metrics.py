@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalator.ingest.models import Ticket
-from escalator.shared.app import Runtime
-from escalator.shared.consumer import is_infrastructure_error
 from escalator.shared.events import Severity
-
-log = logging.getLogger(__name__)
 
 TICKETS_CREATED = Counter(
     "escalator_tickets_created_total",
@@ -33,22 +27,13 @@ FIRST_RESPONSE = Histogram(
 )
 
 
-async def count_open_tickets(runtime: Runtime, interval: float = 15.0) -> None:
-    """Refresh ``escalator_open_tickets`` from the database, the one source of truth, so
-    every replica reports the same figure (dashboards take the max, not the sum)."""
-    while True:
-        try:
-            async with runtime.sessionmaker() as session:
-                rows = (await session.execute(
-                    select(Ticket.severity, func.count())
-                    .where(Ticket.state.not_in(("resolved", "closed")))
-                    .group_by(Ticket.severity)
-                )).all()
-            counts = {severity: int(n) for severity, n in rows}
-            for severity in Severity:
-                OPEN_TICKETS.labels(severity.value).set(counts.get(severity.value, 0))
-        except Exception as exc:
-            if not is_infrastructure_error(exc):
-                raise
-            log.warning("cannot count open tickets: %s", exc)
-        await asyncio.sleep(interval)
+async def count_open_tickets(session: AsyncSession) -> None:
+    """Refresh ``escalator_open_tickets`` from the tickets table."""
+    rows = (await session.execute(
+        select(Ticket.severity, func.count())
+        .where(Ticket.state.not_in(("resolved", "closed")))
+        .group_by(Ticket.severity)
+    )).all()
+    counts = {severity: int(n) for severity, n in rows}
+    for severity in Severity:
+        OPEN_TICKETS.labels(severity.value).set(counts.get(severity.value, 0))

@@ -6,8 +6,10 @@ from escalator.postmortem import pages, reports_api, survey_pages
 from escalator.postmortem.api import router, surveys_router
 from escalator.postmortem.config import load_on_startup
 from escalator.postmortem.handlers import handlers
+from escalator.postmortem.metrics import count_pending_reviews
 from escalator.postmortem.settings import PostmortemSettings
 from escalator.shared.app import ServiceSpec, serve
+from escalator.shared.gauges import database_gauge
 from escalator.shared.settings import load_settings
 
 SPEC = ServiceSpec(
@@ -19,6 +21,7 @@ SPEC = ServiceSpec(
     routers=[router, surveys_router, reports_api.router, pages.router, survey_pages.router],
     handlers=handlers,
     on_startup=load_on_startup,
+    workers=[database_gauge(count_pending_reviews)],
 )
 
 

@@ -1,4 +1,12 @@
-from prometheus_client import Counter
+"""Postmortem's own figures."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from escalator.postmortem.models import Postmortem
 
 POSTMORTEMS_CREATED = Counter(
     "escalator_postmortems_created_total",
@@ -14,3 +22,17 @@ CLOSED_WITHOUT_POSTMORTEM = Counter(
     "escalator_closed_without_postmortem_total",
     "Closes of tickets that met no escalation criterion (no post-mortem opened).",
 )
+PENDING_REVIEW = Gauge(
+    "escalator_postmortems_pending_review",
+    "Post-mortems not completed yet, by review status (draft, in_review).",
+    ["status"],
+)
+
+
+async def count_pending_reviews(session: AsyncSession) -> None:
+    """Refresh ``escalator_postmortems_pending_review`` from the postmortems table."""
+    rows = dict((await session.execute(
+        select(Postmortem.status, func.count()).group_by(Postmortem.status)
+    )).all())
+    for status in ("draft", "in_review"):
+        PENDING_REVIEW.labels(status).set(int(rows.get(status, 0)))
