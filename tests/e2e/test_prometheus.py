@@ -57,25 +57,30 @@ async def test_prometheus_scrapes_every_service(system: System, tmp_path: Path) 
         assert created.status_code == 202
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as prom:
 
-            async def targets_up() -> bool:
+            async def api(path: str, **params: str) -> Any:
+                """The API's ``data``, or None while Prometheus is still starting."""
                 try:
-                    body = (await prom.get("/api/v1/targets")).json()
+                    response = await prom.get(path, params=params)
                 except httpx.HTTPError:
-                    return False
-                active = body["data"]["activeTargets"]
+                    return None
+                return response.json()["data"] if response.status_code == 200 else None
+
+            async def targets_up() -> bool:
+                data = await api("/api/v1/targets")
+                active = data["activeTargets"] if data else []
                 return len(active) == 5 and all(t["health"] == "up" for t in active)
 
             await wait_until(targets_up, timeout=60, interval=0.5,
                              message="not every service target is up")
 
             async def series(name: str) -> list[Any]:
-                body = (await prom.get("/api/v1/query", params={"query": name})).json()
-                return list(body["data"]["result"])
+                data = await api("/api/v1/query", query=name)
+                return list(data["result"]) if data else []
 
             for name in KEY_SERIES:
                 await wait_until(lambda n=name: series(n), timeout=60, interval=0.5,  # type: ignore[misc]
                                  message=f"{name} never appeared")
-            rules = (await prom.get("/api/v1/rules")).json()["data"]["groups"]
+            rules = (await api("/api/v1/rules"))["groups"]
             assert {g["name"] for g in rules} == {"escalator.recording", "escalator.alerts"}
             assert all(r["health"] == "ok" for g in rules for r in g["rules"])
     finally:

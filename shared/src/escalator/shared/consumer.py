@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pydantic import ValidationError
 from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -206,6 +206,10 @@ class ConsumerRunner:
             for tp, records in batches.items():
                 if not await self._apply_batch(tp, records):
                     return  # stopping while the database is away: leave uncommitted
+                if tp not in consumer.assignment():
+                    # Revoked while we applied it: the new owner redelivers from the last
+                    # commit, and the inbox turns that into a no-op.
+                    continue
                 await self._commit(consumer, tp, records[-1].offset + 1)
                 high = consumer.highwater(tp)
                 if high is not None:
@@ -216,7 +220,7 @@ class ConsumerRunner:
     async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
         try:
             await consumer.commit({tp: offset})
-        except CommitFailedError as exc:
+        except (CommitFailedError, IllegalStateError) as exc:
             # The partition moved to another replica mid-batch; it will redeliver and the
             # inbox turns the redelivery into a no-op.
             log.warning("offset commit refused after a rebalance: %s", exc)
