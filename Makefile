@@ -30,8 +30,11 @@ run: install ## Start the broker and the five services on SQLite (Ctrl-C stops t
 demo: install ## With `make run` up: walk one escalation through all five services
 	$(PY) -m scripts.demo
 
-lint: install ## ruff
+lint: install ## ruff, and mypy over every package, the launcher and the benchmarks
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy -p escalator.shared -p escalator.ingest -p escalator.router \
+		-p escalator.sla_timer -p escalator.notifier -p escalator.postmortem
+	$(VENV)/bin/mypy scripts bench
 
 test: install lint ## Install, lint, start PostgreSQL if needed, run the whole suite
 	bash scripts/ensure-postgres.sh

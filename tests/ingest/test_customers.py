@@ -51,7 +51,7 @@ async def test_directory_matching_and_manager_request(pg_env: Env) -> None:
         assert types_for(events, opened["ticket_id"]) == [
             "ticket.created", "ticket.resolved", "ticket.customer_replied", "ticket.reopened",
             "ticket.escalation_requested"]
-        request = events[-1]["data"]
+        request = [e for e in events if e["subject"] == opened["ticket_id"]][-1]["data"]
         assert (request["kind"], request["requested_by"]) == ("hierarchical", "customer")
 
         assert (await c.delete("/v1/customers/pastificio")).status_code == 204

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -30,7 +30,9 @@ from escalator.shared.problems import Problem
 router = APIRouter(prefix="/v1")
 write = require("tickets:write")
 read = require("tickets:read")
-_CONFLICT = {409: {"description": "Impossible transition; `ticket_state` says why"}}
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Impossible transition; `ticket_state` says why"}
+}
 
 
 @router.get("/tickets", response_model=TicketPage, tags=["tickets"], dependencies=[read])

@@ -22,7 +22,9 @@ def _s(max_length: int, min_length: int = 1) -> Any:
                                             max_length=max_length)]
 
 
-Short, Name, Body = _s(200), _s(200), _s(100_000)
+Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Short
+Body = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100_000)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{5,30}$")]
 
 

@@ -9,11 +9,11 @@ an edited template restores the shipped one.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Body, Path, Response
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 
 from escalator.notifier import templates
 from escalator.notifier.catalog import SHIPPED
@@ -93,7 +93,8 @@ async def put_rule(rule_id: str, session: SessionDep,
 
 @router.delete("/rules/{rule_id}", status_code=204, tags=["rules"], dependencies=[write])
 async def delete_rule(rule_id: str, session: SessionDep) -> Response:
-    if (await session.execute(delete(RuleRow).where(RuleRow.id == rule_id))).rowcount == 0:
+    deleted = await session.execute(delete(RuleRow).where(RuleRow.id == rule_id))
+    if cast(CursorResult[Any], deleted).rowcount == 0:
         raise Problem(404, "Not Found", f"no rule {rule_id}")
     return Response(status_code=204)
 
@@ -165,6 +166,6 @@ async def delete_template(event: str, audience: str, channel: str, language: str
     result = await session.execute(delete(TemplateRow).where(
         TemplateRow.event == event, TemplateRow.audience == audience,
         TemplateRow.channel == channel, TemplateRow.language == language))
-    if result.rowcount == 0:
+    if cast(CursorResult[Any], result).rowcount == 0:
         raise Problem(404, "Not Found", "no edited template with that key")
     return Response(status_code=204)

@@ -71,8 +71,8 @@ class NotifierConfig(BaseModel):
     working_hours: WorkingHours = WorkingHours()
     #: First-response promise quoted in the customer's acknowledgement, by severity.
     promise_hours: dict[Severity, float] = Field(
-        default_factory=lambda: {Severity.critical: 1, Severity.high: 4,
-                                 Severity.medium: 8, Severity.low: 24})
+        default_factory=lambda: {Severity.critical: 1.0, Severity.high: 4.0,
+                                 Severity.medium: 8.0, Severity.low: 24.0})
 
     @field_validator("rules")
     @classmethod

@@ -50,7 +50,8 @@ def holder(agent: Agent | None) -> Holder | None:
         return None
     return Holder(agent_id=agent.id, name=agent.name, email=agent.email, team=agent.team_id,
                   role=agent.role, timezone=agent.timezone,
-                  language=(agent.languages or [None])[0], chat_handle=agent.chat_handle)
+                  language=agent.languages[0] if agent.languages else None,
+                  chat_handle=agent.chat_handle)
 
 
 def on_shift(agent: Agent, now: datetime) -> bool:

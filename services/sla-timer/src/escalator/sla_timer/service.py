@@ -261,7 +261,7 @@ def _fields(clock: Clock, now: datetime) -> dict[str, object]:
 
 
 def _publish(session: AsyncSession, data: SlaClockEvent, *, event_id: str, now: datetime) -> None:
-    publish(session, CloudEvent[type(data)](  # type: ignore[misc]
+    publish(session, CloudEvent[type(data)](  # type: ignore[misc,operator]
         id=event_id, source=SOURCE, type=data.event_type, subject=data.ticket_id, time=now,
         data=data,
     ))
