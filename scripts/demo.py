@@ -140,7 +140,11 @@ def main() -> None:
     print(f"    post-mortem {review['id']} ({review['status']}), timeline:")
     for entry in review["timeline"]:
         print(f"      - {entry['time']}  {entry['type']:<20} {entry.get('summary', '')}")
-    print(f"    measures: {review['measures']}")
+    measures = review["measures"]
+    shown = ("time_to_close_seconds", "levels_reached", "time_at_level_seconds", "escalations",
+             "sla_breaches", "reassignments", "notifications_sent")
+    print("    measures: " + ", ".join(f"{k}={measures.get(k)}" for k in shown))
+    print(f"    page: {URLS['postmortem']}/pages/postmortems/{review['id']}?key={API_KEY}")
     print(f"\nDone in {time.monotonic() - started:.0f}s.")
 
 
