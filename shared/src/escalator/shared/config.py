@@ -39,3 +39,15 @@ def load_section(path: Path | None, section: str, model: type[M]) -> M:
             for err in exc.errors()
         )
         raise ConfigError(f"invalid config file {path}: {problems}") from exc
+
+
+T = TypeVar("T")
+
+
+def unique_ids(items: list[T], what: str) -> list[T]:
+    """A config-list validator: refuse entries that share an ``id``, naming them."""
+    ids = [getattr(item, "id") for item in items]  # noqa: B009 - any model with an id
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate {what} ids: {', '.join(duplicates)}")
+    return items

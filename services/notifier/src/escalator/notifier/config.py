@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from escalator.notifier.rules import Rule
 from escalator.notifier.schedule import WorkingHours
+from escalator.shared.config import unique_ids
 from escalator.shared.events import Contact, Severity
 
 #: Event types a webhook target may subscribe to: the ones the notifier consumes.
@@ -77,20 +78,12 @@ class NotifierConfig(BaseModel):
     @field_validator("rules")
     @classmethod
     def _unique_rules(cls, value: list[Rule]) -> list[Rule]:
-        ids = [r.id for r in value]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate rule ids: {', '.join(duplicates)}")
-        return value
+        return unique_ids(value, "rule")
 
     @field_validator("webhooks")
     @classmethod
     def _unique_ids(cls, value: list[WebhookConfig]) -> list[WebhookConfig]:
-        ids = [w.id for w in value]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate webhook ids: {', '.join(duplicates)}")
-        return value
+        return unique_ids(value, "webhook")
 
 
 def effective_targets(config: NotifierConfig, webhook_url: str | None) -> list[WebhookConfig]:

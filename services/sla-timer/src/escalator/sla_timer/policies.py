@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from escalator.shared.config import unique_ids
 from escalator.shared.events import Severity, TicketSnapshot, utcnow
 from escalator.sla_timer.calendars import CalendarSpec, save_calendar
 from escalator.sla_timer.models import LevelChange, SlaCalendar, SlaPolicy
@@ -87,20 +88,12 @@ class SlaConfig(BaseModel):
     @field_validator("calendars")
     @classmethod
     def _unique_calendars(cls, value: list[CalendarSpec]) -> list[CalendarSpec]:
-        ids = [c.id for c in value]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate calendar ids: {', '.join(duplicates)}")
-        return value
+        return unique_ids(value, "calendar")
 
     @field_validator("policies")
     @classmethod
     def _unique_ids(cls, value: list[PolicySpec]) -> list[PolicySpec]:
-        ids = [p.id for p in value]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate policy ids: {', '.join(duplicates)}")
-        return value
+        return unique_ids(value, "policy")
 
 
 async def upsert_policies(session: AsyncSession, config: SlaConfig) -> None:
