@@ -1,24 +1,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from escalator.ingest.main import SPEC
 from escalator.ingest.settings import IngestSettings
 from escalator.shared.pagination import encode_cursor
+from tests.ingest.helpers import api_event
 from tests.support import Env, read_topic, running
-
-
-def api_event(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "external_id": "crm-1",
-        "subject": "Checkout fails",
-        "description": "Every card payment fails since 09:10.",
-        "severity": "high",
-        "customer": {"email": "ops@acme.example", "name": "Acme Ops"},
-    }
-    body.update(overrides)
-    return body
 
 
 async def test_event_creates_ticket_and_emits_created(env: Env) -> None:

@@ -9,10 +9,12 @@ refuses to start on an invalid file, naming the offending entry.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
+from pydantic_core import PydanticCustomError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -51,3 +53,16 @@ def unique_ids(items: list[T], what: str) -> list[T]:
     if duplicates:
         raise ValueError(f"duplicate {what} ids: {', '.join(duplicates)}")
     return items
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise PydanticCustomError("timezone", "unknown IANA time zone '{zone}'",
+                                  {"zone": value}) from exc
+    return value
+
+
+#: A time-zone name a calendar, shift or working-hours setting can rely on.
+TimeZoneName = Annotated[str, AfterValidator(_known_zone)]

@@ -88,9 +88,10 @@ def emit(
     *,
     source: str,
     time: datetime | None = None,
+    event_id: str | None = None,
 ) -> CloudEvent[Any]:
     """Wrap ``data`` in an envelope and queue it; returns the envelope for logging/tests."""
-    event = CloudEvent.wrap(data, source=source, time=time)
+    event = CloudEvent.wrap(data, source=source, time=time, event_id=event_id)
     publish(session, event)
     return event
 

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 from datetime import date, time
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalator.shared.app import Runtime, runtime_of
-from escalator.shared.config import load_section
+from escalator.shared.config import TimeZoneName, load_section
 from escalator.shared.events import Severity
 
 #: Key of the loaded :class:`PostmortemConfig` in ``Runtime.extras``.
@@ -58,18 +57,10 @@ class BusinessHours(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     days: dict[str, str] = Field(default_factory=lambda: dict.fromkeys(DAYS[:5], "09:00-17:00"))
     holidays: list[date] = []
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA time zone {value!r}") from exc
-        return value
 
     @field_validator("days")
     @classmethod

@@ -15,7 +15,6 @@ import logging
 from collections import Counter
 from datetime import time
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -24,7 +23,6 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
-    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -35,7 +33,7 @@ from escalator.router import catalog
 from escalator.router.models import Agent, EscalationPath, PathRule, Team
 from escalator.router.settings import RouterSettings
 from escalator.shared.app import Runtime
-from escalator.shared.config import ConfigError, load_section
+from escalator.shared.config import ConfigError, TimeZoneName, load_section
 from escalator.shared.events import EscalationKind, Severity
 
 log = logging.getLogger(__name__)
@@ -86,19 +84,10 @@ class AgentConfig(_Entry):
     max_open_tickets: int = Field(default=20, ge=1)
     skills: list[Tag] = []
     languages: list[Tag] = []
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     shifts: list[ShiftConfig] = []
     chat_handle: Name | None = None
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise PydanticCustomError("timezone", "unknown IANA time zone '{zone}'",
-                                      {"zone": value}) from exc
-        return value
 
 
 class LevelConfig(_Entry):

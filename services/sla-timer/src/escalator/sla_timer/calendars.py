@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from escalator.shared.config import TimeZoneName
 from escalator.shared.events import utcnow
 from escalator.sla_timer.calendar import (
     AlwaysOpen,
@@ -61,18 +62,12 @@ class CalendarSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: CalendarId
-    timezone: str = Field(default="UTC", examples=["Europe/Berlin"])
+    timezone: TimeZoneName = Field(default="UTC", examples=["Europe/Berlin"])
     hours: dict[str, list[str]] | None = Field(
         default=None, examples=[{"mon": ["09:00-12:00", "13:00-17:00"], "sat": ["22:00-06:00"]}]
     )
     holidays: Holidays = Holidays()
 
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        if value not in available_timezones():
-            raise ValueError(f"{value!r} is not an IANA time zone")
-        return value
 
     @field_validator("hours")
     @classmethod

@@ -28,14 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalator.shared.db import on_commit
 from escalator.shared.events import (
-    CloudEvent,
     Severity,
     SlaBreached,
     SlaClockEvent,
     SlaUpdateDue,
     SlaWarning,
 )
-from escalator.shared.outbox import publish
+from escalator.shared.outbox import emit
 from escalator.sla_timer import metrics
 from escalator.sla_timer.calendar import Calendar
 from escalator.sla_timer.models import NEXT_UPDATE, Clock, ClockStatus, SlaPolicy, Timer
@@ -261,10 +260,7 @@ def _fields(clock: Clock, now: datetime) -> dict[str, object]:
 
 
 def _publish(session: AsyncSession, data: SlaClockEvent, *, event_id: str, now: datetime) -> None:
-    publish(session, CloudEvent[type(data)](  # type: ignore[misc,operator]
-        id=event_id, source=SOURCE, type=data.event_type, subject=data.ticket_id, time=now,
-        data=data,
-    ))
+    emit(session, data, source=SOURCE, time=now, event_id=event_id)
 
 
 def _nothing_to_fire(clock: Clock, now: datetime) -> None:

@@ -29,8 +29,13 @@ class CloudEvent(BaseModel, Generic[D]):
     data: D
 
     @classmethod
-    def wrap(cls, data: D, *, source: str, time: datetime | None = None) -> CloudEvent[D]:
+    def wrap(
+        cls, data: D, *, source: str, time: datetime | None = None, event_id: str | None = None
+    ) -> CloudEvent[D]:
+        """``event_id`` fixes the id when the event must be unique per fact (a timer fires
+        once: a second attempt then collides in the outbox instead of publishing twice)."""
         return CloudEvent[D](
+            id=event_id or str(uuid.uuid4()),
             source=source,
             type=data.event_type,
             subject=data.ticket_id,
