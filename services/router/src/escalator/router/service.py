@@ -255,15 +255,16 @@ async def assignment_view(
     session: AsyncSession, ticket_id: str
 ) -> tuple[Assignment, PathInfo, Agent | None, list[AssignmentHistory]]:
     """A ticket's assignment with what the API shows beside it; 404 when never routed."""
-    # History first: each statement sees its own snapshot (READ COMMITTED), so the row read
-    # after it is at least as new as the history shown with it, never older.
+    # Assignment first: each statement sees its own snapshot (READ COMMITTED), so the
+    # history read after it already holds the move that put the ticket where it is; the
+    # other order could show a level its history does not explain yet.
+    assignment = await get_assignment(session, ticket_id)
+    if assignment is None:
+        raise Problem(404, "Not Found", f"no assignment for ticket {ticket_id}")
     history = list((await session.scalars(
         select(AssignmentHistory).where(AssignmentHistory.ticket_id == ticket_id)
         .order_by(AssignmentHistory.id)
     )).all())
-    assignment = await get_assignment(session, ticket_id)
-    if assignment is None:
-        raise Problem(404, "Not Found", f"no assignment for ticket {ticket_id}")
     path = await path_of(session, assignment)
     return assignment, path, await _agent(session, assignment), history
 
