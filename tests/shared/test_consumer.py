@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
+from sqlalchemy import func, select
 
 from escalator.shared.bus import ensure_topics
 from escalator.shared.consumer import ConsumerRunner
-from escalator.shared.db import make_engine, make_sessionmaker
+from escalator.shared.db import make_engine, make_sessionmaker, outbox
 from escalator.shared.events import CloudEvent
 from escalator.shared.migrations import upgrade
 from tests.shared.factories import envelope, ticket_created, wire
@@ -146,3 +148,47 @@ def test_event_envelope_round_trips() -> None:
     value, key = wire(event)
     parsed = CloudEvent.model_validate_json(value)
     assert parsed.id == event.id and key == b"t-6"
+
+
+def _record(offset: int, event: CloudEvent[Any] | None, raw: bytes = b"") -> ConsumerRecord:
+    value, key = wire(event) if event is not None else (raw, b"t-7")
+    return ConsumerRecord("tickets", 0, offset, 0, 0, key, value, None, len(key), len(value), ())
+
+
+async def test_one_batch_mixing_good_duplicate_and_poison_applies_each_good_event_once(
+    env: Env,
+) -> None:
+    """The fast path rolls back at the poison and the careful path redoes the batch:
+    nothing from the rolled-back attempt may survive, and nothing good may be lost."""
+    settings = env.settings(ProbeSettings)
+    engine = make_engine(settings)
+    await upgrade(engine, settings, SPEC.migrations)
+    sessionmaker = make_sessionmaker(engine)
+    seen, first, second = (envelope(ticket_created("t-7")) for _ in range(3))
+    poison = envelope(ticket_created("t-7", subject="poison"))
+    runner = ConsumerRunner(settings, sessionmaker, handlers)
+
+    async def effects(event: CloudEvent[Any]) -> int:
+        async with sessionmaker() as session:
+            return await effect_count(session, event_id=event.id)
+
+    try:
+        assert await runner._apply_batch(TopicPartition("tickets", 0), [_record(0, seen)])
+        batch = [_record(1, first), _record(2, seen), _record(3, first), _record(4, poison),
+                 _record(5, None, b"not json"), _record(6, second)]
+        assert await runner._apply_batch(TopicPartition("tickets", 0), batch)
+        assert [await effects(e) for e in (seen, first, poison, second)] == [1, 1, 0, 1]
+        async with sessionmaker() as session:
+            letters = (await session.execute(
+                select(outbox.c.event_type).where(outbox.c.topic == "dlq")
+                .order_by(outbox.c.id))).scalars().all()
+        assert letters == ["dlq.handler_failed", "dlq.unparseable"]
+
+        # The same batch again (a redelivery after a crash) changes nothing.
+        assert await runner._apply_batch(TopicPartition("tickets", 0), batch)
+        assert [await effects(e) for e in (seen, first, second)] == [1, 1, 1]
+        async with sessionmaker() as session:
+            assert await session.scalar(
+                select(func.count()).select_from(outbox).where(outbox.c.topic == "dlq")) == 2
+    finally:
+        await engine.dispose()

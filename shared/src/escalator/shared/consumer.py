@@ -1,11 +1,16 @@
 """The consumer runner: apply each event once, commit offsets only after the effect.
 
-For each partition's batch the runner opens one database transaction and, per message:
-parses the CloudEvent (unparseable -> dead letter), claims its id in the inbox (already
-there -> duplicate, nothing to do), and runs the typed handler inside a savepoint, with
-a few attempts before the message is dead-lettered. Dead letters go through the outbox
-in the same transaction, so "moved to dlq" and "offset advanced" cannot disagree. Only
-after the transaction commits are the partition's offsets committed.
+For each partition's batch the runner opens one database transaction. The fast path
+claims every event id of the batch in the inbox with one statement (ids already there
+are duplicates: nothing to do) and runs the typed handlers one after another, with no
+savepoints: a batch of good events costs its handlers' statements and one commit.
+
+When a handler fails, the batch is rolled back and applied again on the careful path:
+per message, parse the CloudEvent (unparseable -> dead letter), claim its id, and run
+the handler inside a savepoint with a few attempts before the message is dead-lettered.
+Dead letters go through the outbox in the same transaction, so "moved to dlq" and
+"offset advanced" cannot disagree. Only after the transaction commits are the
+partition's offsets committed.
 
 Infrastructure failures (database or connection errors) are not the message's fault:
 the batch is retried with backoff until it succeeds or the service stops, and nothing
@@ -27,6 +32,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pydantic import ValidationError
 from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -105,6 +112,10 @@ def is_infrastructure_error(exc: BaseException) -> bool:
             or type(exc).__name__ in {"OperationalError", "InterfaceError"}
         )
     return isinstance(exc, OSError | ConnectionError | TimeoutError)
+
+
+class _HandlerFailed(Exception):
+    """The fast path met a message it cannot apply in bulk; redo the batch carefully."""
 
 
 class _ForgetRevokedLag(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -229,9 +240,18 @@ class ConsumerRunner:
         backoff = 0.2
         while True:
             try:
-                async with self._sessionmaker() as session, session.begin():
-                    for record in records:
-                        await self._apply(session, record)
+                try:
+                    async with self._sessionmaker() as session, session.begin():
+                        outcomes = await self._apply_fast(session, records)
+                except _HandlerFailed:
+                    # Rolled back: apply the batch message by message, isolating the
+                    # failing one in savepoints so the rest still commit.
+                    async with self._sessionmaker() as session, session.begin():
+                        for record in records:
+                            await self._apply(session, record)
+                    return True
+                for topic, event_type, outcome in outcomes:
+                    metrics.EVENTS_CONSUMED.labels(topic, event_type, outcome).inc()
                 return True
             except Exception as exc:
                 if not is_infrastructure_error(exc):
@@ -243,6 +263,79 @@ class ConsumerRunner:
                 if self._stopping.is_set():
                     return False
                 backoff = min(backoff * 2, 5.0)
+
+    async def _apply_fast(
+        self, session: AsyncSession, records: list[ConsumerRecord]
+    ) -> list[tuple[str, str, str]]:
+        """Apply a batch with one inbox statement and no savepoints.
+
+        Raises ``_HandlerFailed`` (after which the caller's transaction rolls back) when
+        anything needs the careful path: an unparseable message or a failing handler.
+        Returns (topic, type, outcome) per message, counted only once the batch commits.
+        """
+        outcomes: list[tuple[str, str, str]] = []
+        events: list[tuple[str, CloudEvent[Any]]] = []
+        for record in records:
+            topic = self._logical(record.topic)
+            try:
+                event = parse_event(record.value or b"")
+            except (ValidationError, ValueError):
+                raise _HandlerFailed from None
+            if event is None:
+                outcomes.append((topic, "unknown", "skipped"))
+            else:
+                events.append((topic, event))
+        claimed = await self._claim_all(session, events)
+        for topic, event in events:
+            if event.id not in claimed:
+                outcomes.append((topic, event.type, "duplicate"))
+                continue
+            claimed.discard(event.id)  # a second copy in the same batch is a duplicate
+            started = time.perf_counter()
+            with log_context(event_id=event.id, ticket_id=event.subject, event_type=event.type):
+                try:
+                    handled = await self._handlers.dispatch(event, session)
+                except Exception as exc:
+                    if is_infrastructure_error(exc):
+                        raise
+                    log.info("handler failed on the fast path; applying the batch one by one",
+                             exc_info=True)
+                    raise _HandlerFailed from exc
+            metrics.EVENT_PROCESSING.labels(topic, event.type).observe(
+                time.perf_counter() - started
+            )
+            metrics.EVENT_AGE.labels(topic, event.type).observe(
+                max((utcnow() - event.time).total_seconds(), 0.0)
+            )
+            outcomes.append((topic, event.type, "processed" if handled else "skipped"))
+        return outcomes
+
+    async def _claim_all(
+        self, session: AsyncSession, events: list[tuple[str, CloudEvent[Any]]]
+    ) -> set[str]:
+        """Record every event id in the inbox at once; returns the ids that were new.
+
+        Ids go in sorted order, so two replicas claiming overlapping batches lock them
+        in the same order and queue behind each other instead of deadlocking; the one
+        that waits sees the other's ids as conflicts and skips them.
+        """
+        if not events:
+            return set()
+        now = utcnow()
+        rows = {
+            event.id: {"event_id": event.id, "event_type": event.type, "topic": topic,
+                       "processed_at": now}
+            for topic, event in events
+        }
+        dialect = session.get_bind().dialect.name
+        make = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = (
+            make(inbox)
+            .values([rows[event_id] for event_id in sorted(rows)])
+            .on_conflict_do_nothing(index_elements=[inbox.c.event_id])
+            .returning(inbox.c.event_id)
+        )
+        return set((await session.scalars(statement)).all())
 
     async def _apply(self, session: AsyncSession, record: ConsumerRecord) -> None:
         topic = self._logical(record.topic)
