@@ -150,6 +150,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         description=spec.description,
         version="0.1.0",
         lifespan=lifespan,
+        dependencies=[Depends(problems.reject_nul)],
     )
     problems.install(app)
     _install_request_middleware(app, spec.name)
