@@ -3,8 +3,10 @@
 N pending deliveries are planned through the real planner into PostgreSQL (one schema
 made for the run), then one ``Dispatcher`` (the production class, signing with
 Standard Webhooks, the SSRF guard on) sends them to a sink in its own process, which
-counts every POST by its ``webhook-id``. Figures: deliveries/s from the first claim to
-the last recorded outcome, and duplicates the sink saw (the target is zero).
+counts every POST to ``/hook`` by its ``webhook-id``. Figures: deliveries/s from the
+first claim to the last recorded outcome, and duplicates the sink saw (the target is
+zero). First, the same HTTP client posts to the sink's ``/ceiling`` with no database
+work, so the run shows how far the sink and client are from being the limit.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from bench.common import PG_URL, ROOT, Report
 from escalator.notifier import planner
 from escalator.notifier.config import WebhookConfig
 from escalator.notifier.dispatcher import Dispatcher
+from escalator.notifier.http import Client
 from escalator.notifier.main import SPEC
 from escalator.notifier.models import Delivery
 from escalator.notifier.service import upsert_targets
@@ -35,12 +38,13 @@ from escalator.shared.migrations import upgrade
 
 SECTION = "notifier"
 COUNT = int(os.environ.get("ESCALATOR_BENCH_NOTIFIER_COUNT", "5000"))
+CONCURRENCY = int(os.environ.get("ESCALATOR_BENCH_NOTIFIER_CONCURRENCY", "50"))
 TARGET_RATE = 1000.0
 
 
 def _sink(port: int) -> None:
     """A bare ASGI app under uvicorn (httptools, uvloop): 200 to every POST, counting
-    requests by ``webhook-id``; ``GET /stats`` reports them."""
+    those to ``/hook`` by ``webhook-id``; ``GET /stats`` reports them."""
     import uvicorn
 
     seen: dict[str, int] = {}
@@ -50,13 +54,13 @@ def _sink(port: int) -> None:
             return
         while (await receive()).get("more_body"):
             pass
+        body = b"ok"
         if scope["method"] == "GET":
             body = json.dumps({"requests": sum(seen.values()), "distinct": len(seen),
                                "duplicates": sum(v - 1 for v in seen.values())}).encode()
-        else:
+        elif scope["path"] == "/hook":
             key = dict(scope["headers"]).get(b"webhook-id", b"").decode()
             seen[key] = seen.get(key, 0) + 1
-            body = b"ok"
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/plain")]})
         await send({"type": "http.response.body", "body": body})
@@ -81,6 +85,23 @@ def _event(index: int) -> CloudEvent[TicketAssigned]:
     ), source="/bench")
 
 
+async def _ceiling(url: str, count: int, concurrency: int) -> float:
+    """POSTs/s from the dispatcher's HTTP client alone, with as many in flight."""
+    client = Client()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def post() -> None:
+        async with gate:
+            await client.post(url, b'{"ceiling": true}', {"Content-Type": "application/json"})
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(post() for _ in range(count)))
+    finally:
+        client.close()
+    return count / (time.perf_counter() - started)
+
+
 async def run(report: Report) -> None:
     port = _free_port()
     # Its own process, so the sink does not share the dispatcher's event loop and core.
@@ -95,12 +116,15 @@ async def run(report: Report) -> None:
                 await asyncio.sleep(0.1)
         else:
             raise RuntimeError("sink did not start")
+    ceiling = await _ceiling(f"http://127.0.0.1:{port}/ceiling", COUNT, CONCURRENCY)
     schema = f"bench_notifier_{uuid.uuid4().hex[:8]}"
     url = f"http://127.0.0.1:{port}/hook"
     settings = NotifierSettings(
         database_url=PG_URL, db_schema=schema, webhook_url=url,
         webhook_private_allowed=["127.0.0.1"], delivery_batch_size=500,
-        delivery_concurrency=50, dispatcher_idle_seconds=0.05,
+        # One destination, so it may use every send slot.
+        delivery_concurrency=CONCURRENCY, delivery_per_destination=CONCURRENCY,
+        dispatcher_idle_seconds=0.05,
         # A throughput run, not a failure drill: a sink slowed by a busy machine must not
         # trip the breaker or the retry path.
         webhook_timeout_seconds=30, delivery_lease_seconds=120, breaker_failures=100_000,
@@ -142,6 +166,7 @@ async def run(report: Report) -> None:
         sink.terminate()
         await asyncio.wait_for(sink.wait(), 10)
     rate = sent / elapsed if elapsed > 0 else 0.0
+    report.add(SECTION, f"HTTP ceiling, no database ({CONCURRENCY} in flight)", ceiling, "/s")
     report.add(SECTION, f"webhook deliveries/s (1 instance, {COUNT} sent)", rate, "/s",
                target=f">= {TARGET_RATE:g}", ok=rate >= TARGET_RATE and sent >= COUNT)
     report.add(SECTION, "duplicates seen by the sink", float(stats["duplicates"]), "",

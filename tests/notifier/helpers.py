@@ -60,13 +60,15 @@ class Receiver:
 
     Behaviour is scripted per ticket, so one notifier run can exercise several outcomes
     at once: ``script[ticket]`` holds the status codes for that ticket's next requests
-    (then 200); ``delays[ticket]`` the seconds to stall first, to provoke timeouts.
+    (then 200); ``delays[ticket]`` the seconds to stall first, to provoke timeouts;
+    while ``hold`` is given and not set, every request waits for it.
     """
 
     port: int = field(default_factory=free_port)
     script: dict[str, list[int]] = field(default_factory=dict)
     delays: dict[str, list[float]] = field(default_factory=dict)
     requests: list[Received] = field(default_factory=list)
+    hold: asyncio.Event | None = None
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
 
@@ -79,6 +81,8 @@ class Receiver:
     async def _handle(self, request: Request) -> PlainTextResponse:
         received = Received(request.url.path, dict(request.headers), await request.body())
         self.requests.append(received)
+        if self.hold is not None:
+            await self.hold.wait()
         delays = self.delays.get(received.ticket_id)
         if delays:
             await asyncio.sleep(delays.pop(0))
@@ -96,6 +100,8 @@ class Receiver:
                          message="receiver did not start")
 
     async def stop(self) -> None:
+        if self.hold is not None:
+            self.hold.set()
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             await asyncio.wait_for(self._task, 10)

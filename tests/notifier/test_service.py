@@ -41,11 +41,43 @@ async def test_expired_lease_hands_the_delivery_to_the_next_sender(env: Env) -> 
         assert retaken.id == crashed.id and retaken.attempts == crashed.attempts + 1
 
         async with sessions() as session, session.begin():
-            assert not await service.mark_sent(session, crashed)  # stale sender: ignored
-            assert await service.mark_sent(session, retaken)
+            assert await service.mark_sent(session, [crashed]) == []  # stale sender: ignored
+            assert await service.mark_sent(session, [retaken]) == [retaken]
         async with sessions() as session:
             delivery = await session.get(Delivery, retaken.id)
             assert delivery is not None
             assert delivery.status == "sent" and delivery.attempts == 2
+    finally:
+        await engine.dispose()
+
+
+async def test_claims_come_oldest_first_and_replicas_claim_disjoint_batches(pg_env: Env
+                                                                            ) -> None:
+    settings = notifier_settings(pg_env)
+    engine = make_engine(settings)
+    try:
+        await upgrade(engine, settings, SPEC.migrations)
+        sessions = make_sessionmaker(engine)
+        events = [assigned() for _ in range(5)]
+        async with sessions() as session, session.begin():
+            await service.upsert_targets(session, [WebhookConfig(
+                id="default", url="http://127.0.0.1:9/hook", events=["ticket.assigned"])])
+            for event in events:
+                await planner.plan_deliveries(session, event)
+
+        lease, now = timedelta(seconds=30), utcnow()
+        async with sessions() as first, first.begin():
+            mine = await service.claim_due(first, now=now, lease=lease, limit=3)
+            # While the first sender's claim is uncommitted, a second skips its rows.
+            async with sessions() as second, second.begin():
+                theirs = await service.claim_due(second, now=now, lease=lease, limit=10)
+        assert [c.ticket_id for c in mine + theirs] == [e.subject for e in events]
+        assert all(c.attempts == 1 for c in mine + theirs)
+
+        async with sessions() as session, session.begin():
+            # Handed back untried: due again, the attempt not counted.
+            assert await service.release(session, mine) == mine
+            again = await service.claim_due(session, now=utcnow(), lease=lease, limit=10)
+        assert [c.id for c in again] == [c.id for c in mine] and again[0].attempts == 1
     finally:
         await engine.dispose()

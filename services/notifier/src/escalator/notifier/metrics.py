@@ -9,7 +9,8 @@ BREAKER_OPENED = Counter(
 
 DELIVERIES = Counter(
     "escalator_deliveries_total",
-    "Delivery attempts by channel and outcome (sent, retried, paused, failed).",
+    "Delivery attempts by channel and outcome (sent, retried, failed; paused and "
+    "released: handed back untried, destination paused or lease too short).",
     ["channel", "outcome"],
 )
 DELIVERY_SECONDS = Histogram(

@@ -10,11 +10,12 @@ cannot overwrite the outcome of the replica that took over.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +28,7 @@ from escalator.shared.pagination import newest_first
 from escalator.shared.problems import Problem
 
 SOURCE = "/escalator/notifier"
+_SETTLE_CHUNK = 1000
 
 
 async def upsert_targets(session: AsyncSession, targets: list[WebhookConfig]) -> None:
@@ -83,39 +85,66 @@ class Claim:
 
 
 async def claim_due(
-    session: AsyncSession, *, now: datetime, lease: timedelta, limit: int
+    session: AsyncSession, *, now: datetime, lease: timedelta, limit: int,
+    skip_recipients: Collection[str] = (), skip_email: bool = False,
 ) -> list[Claim]:
-    """Reserve up to ``limit`` due deliveries until ``now + lease``.
+    """Reserve up to ``limit`` due deliveries until ``now + lease``, in one statement,
+    oldest first, leaving out webhooks to ``skip_recipients`` (and email if asked): the
+    sender has enough of those in hand.
 
     On PostgreSQL, ``SKIP LOCKED`` lets replicas claim disjoint sets without waiting;
     SQLite serialises writers, which gives the same result.
     """
-    query = (
-        select(Delivery)
+    due = (
+        select(Delivery.id)
         .where(Delivery.status == DeliveryStatus.pending, Delivery.next_attempt_at <= now)
         .order_by(Delivery.next_attempt_at, Delivery.created_at, Delivery.id)
         .limit(limit)
     )
+    if skip_recipients:
+        due = due.where(or_(Delivery.channel == "email",
+                            Delivery.recipient.not_in(list(skip_recipients))))
+    if skip_email:
+        due = due.where(Delivery.channel != "email")
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    claims = []
-    for row in (await session.scalars(query)).all():
-        row.attempts += 1
-        row.next_attempt_at = now + lease
-        claims.append(Claim(row.id, row.ticket_id, row.about_event_id, row.about_event_type,
-                            row.channel, row.recipient, row.payload, row.attempts))
-    return claims
+        due = due.with_for_update(skip_locked=True)
+    returned = (await session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(due))
+        .values(attempts=Delivery.attempts + 1, next_attempt_at=now + lease)
+        .returning(Delivery.id, Delivery.ticket_id, Delivery.about_event_id,
+                   Delivery.about_event_type, Delivery.channel, Delivery.recipient,
+                   Delivery.payload, Delivery.attempts, Delivery.created_at)
+        .execution_options(synchronize_session=False)
+    )).all()
+    # RETURNING has no order; one ticket's deliveries must go in the order they were made.
+    rows = sorted(returned, key=lambda r: (r.created_at, r.id))
+    return [Claim(r.id, r.ticket_id, r.about_event_id, r.about_event_type, r.channel,
+                  r.recipient, r.payload, r.attempts) for r in rows]
 
 
 async def _settle(session: AsyncSession, claim: Claim, **values: Any) -> bool:
-    result = await session.execute(
-        update(Delivery)
-        .where(Delivery.id == claim.id, Delivery.status == DeliveryStatus.pending,
-               Delivery.attempts == claim.attempts)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(result, "rowcount", 0) == 1)
+    return bool(await _settle_many(session, [claim], **values))
+
+
+async def _settle_many(session: AsyncSession, claims: Sequence[Claim], **values: Any
+                       ) -> list[Claim]:
+    """Apply ``values`` to the deliveries still held by these claims (same status and
+    attempt count); returns those claims, in their order."""
+    held: list[Claim] = []
+    for start in range(0, len(claims), _SETTLE_CHUNK):  # bounds the bind parameters
+        chunk = claims[start:start + _SETTLE_CHUNK]
+        ids = set(await session.scalars(
+            update(Delivery)
+            .where(tuple_(Delivery.id, Delivery.attempts).in_([(c.id, c.attempts)
+                                                               for c in chunk]),
+                   Delivery.status == DeliveryStatus.pending)
+            .values(**values)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
+        ))
+        held.extend(c for c in chunk if c.id in ids)
+    return held
 
 
 def _outcome(claim: Claim) -> dict[str, Any]:
@@ -124,13 +153,26 @@ def _outcome(claim: Claim) -> dict[str, Any]:
             "about_event_type": claim.about_event_type, "attempts": claim.attempts}
 
 
-async def mark_sent(session: AsyncSession, claim: Claim) -> bool:
+async def mark_sent(session: AsyncSession, claims: Sequence[Claim]) -> list[Claim]:
+    """Record successful sends, each with its ``notification.sent``; returns the claims
+    that were still held (a sender whose lease ran out is ignored)."""
+    if not claims:
+        return []
     now = utcnow()
-    if not await _settle(session, claim, status=DeliveryStatus.sent.value, sent_at=now,
-                         next_attempt_at=None, last_error=None):
-        return False
-    emit(session, NotificationSent(**_outcome(claim)), source=SOURCE, time=now)
-    return True
+    held = await _settle_many(session, claims, status=DeliveryStatus.sent.value, sent_at=now,
+                              next_attempt_at=None, last_error=None)
+    for claim in held:
+        emit(session, NotificationSent(**_outcome(claim)), source=SOURCE, time=now)
+    return held
+
+
+async def release(session: AsyncSession, claims: Sequence[Claim]) -> list[Claim]:
+    """Hand back claims that were never tried (their lease was too short to start a send):
+    due again at once, the attempt not counted."""
+    if not claims:
+        return []
+    return await _settle_many(session, claims, next_attempt_at=utcnow(),
+                              attempts=Delivery.attempts - 1)
 
 
 async def mark_retry(session: AsyncSession, claim: Claim, *, error: str, at: datetime) -> bool:

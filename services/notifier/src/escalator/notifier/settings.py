@@ -57,7 +57,11 @@ class NotifierSettings(ServiceSettings):
     breaker_failures: int = Field(default=5, ge=1)
     breaker_pause_seconds: float = Field(default=60.0, gt=0)
     delivery_batch_size: int = Field(default=100, ge=1)
+    #: Sends in flight at once, over all destinations...
     delivery_concurrency: int = Field(default=20, ge=1)
+    #: ...and to any one destination (webhook URL, or the SMTP server), so a slow one
+    #: holds at most this many of them while the others keep going.
+    delivery_per_destination: int = Field(default=10, ge=1)
     #: Longest the dispatcher sleeps when nothing is due and nobody wakes it.
     dispatcher_idle_seconds: float = Field(default=1.0, gt=0)
 
