@@ -19,12 +19,18 @@ async def start(runtime: Runtime) -> None:
     config = load_section(settings.config_file, "sla", SlaConfig)
     async with runtime.sessionmaker() as session, session.begin():
         await upsert_policies(session, config)
-    runtime.extras[TIMERS] = TimerLoop(settings, runtime.sessionmaker)
+    runtime.extras[TIMERS] = TimerLoop(settings, runtime.sessionmaker,
+                                       wake_relay=runtime.relay.wake)
 
 
 async def timer_loop(runtime: Runtime) -> None:
     timers: TimerLoop = runtime.extras[TIMERS]
     await timers.run()
+
+
+async def timer_watch(runtime: Runtime) -> None:
+    timers: TimerLoop = runtime.extras[TIMERS]
+    await timers.watch()
 
 
 SPEC = ServiceSpec(
@@ -35,7 +41,7 @@ SPEC = ServiceSpec(
     routers=[router],
     handlers=handlers,
     on_startup=start,
-    workers=[timer_loop],
+    workers=[timer_loop, timer_watch],
 )
 
 

@@ -18,11 +18,13 @@ of one clock impossible to commit.
 
 from __future__ import annotations
 
+import collections
 import functools
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -206,8 +208,38 @@ def stop(session: AsyncSession, clock: Clock, *, at: datetime, now: datetime) ->
     clock.stopped_at, clock.updated_at = at, now
 
 
-def fire(session: AsyncSession, clock: Clock, *, now: datetime, grace: float) -> None:
-    """Fire what is due on a running clock whose ``fire_at`` has passed.
+@dataclass(slots=True)
+class DueClock:
+    """A clock the timer loop claimed, as a plain object: the columns firing reads and
+    writes. Building an ORM instance per row would cost more than firing it."""
+
+    id: str
+    ticket_id: str
+    name: str
+    policy_id: str
+    target_seconds: float
+    severity: str
+    level: int | None
+    status: str
+    started_at: datetime
+    due_at: datetime
+    fire_at: datetime | None
+    next_timer: str | None
+    warned_at: datetime | None
+    breached_at: datetime | None
+    updated_at: datetime
+
+
+#: What firing changes on a clock (the timer loop writes these back).
+FIRED_COLUMNS = ("status", "next_timer", "fire_at", "warned_at", "breached_at", "updated_at")
+
+#: An event to queue: its id (unique per fact, see the module docstring) and its data.
+Firing = tuple[str, SlaClockEvent]
+
+
+def fire(clock: DueClock, *, now: datetime, grace: float) -> Firing | None:
+    """Fire what is due on a running clock whose ``fire_at`` has passed; returns the event
+    to queue in the same transaction, if any.
 
     A warning whose deadline has already passed (the service was down) is skipped: the
     breach that follows says more.
@@ -215,37 +247,46 @@ def fire(session: AsyncSession, clock: Clock, *, now: datetime, grace: float) ->
     assert clock.fire_at is not None and clock.status == ClockStatus.running
     metrics.FIRE_LATENESS.observe(max((now - clock.fire_at).total_seconds(), 0.0))
     if clock.next_timer == Timer.warning:
-        if now < clock.due_at:
-            warn(session, clock, now=now)
         clock.next_timer = Timer.breach
         clock.fire_at = clock.due_at + timedelta(seconds=grace)
+        if now < clock.due_at:
+            clock.warned_at, clock.updated_at = now, now
+            return f"{clock.id}:warning", SlaWarning(**_fields(clock, now))
         if clock.fire_at > now:
-            return
-    breach(session, clock, now=now)
-
-
-def warn(session: AsyncSession, clock: Clock, *, now: datetime) -> None:
-    clock.warned_at, clock.updated_at = now, now
-    _publish(session, SlaWarning(**_fields(clock, now)), event_id=f"{clock.id}:warning", now=now)
-    on_commit(session, functools.partial(_count, metrics.WARNINGS, clock.name, clock.severity))
+            return None
+    return _breached(clock, now)
 
 
 def breach(session: AsyncSession, clock: Clock, *, now: datetime) -> None:
+    """A handler found the deadline passed before the timer fired: breach it now."""
+    event_id, data = _breached(clock, now)
+    emit(session, data, source=SOURCE, time=now, event_id=event_id)
+    on_commit(session, functools.partial(count, [data]))
+
+
+def _breached(clock: Clock | DueClock, now: datetime) -> Firing:
     """The deadline passed unmet. A missed customer update is ``sla.update_due`` (the
     customer must hear from us now); every other clock is ``sla.breached``."""
     clock.status, clock.breached_at = ClockStatus.breached, now
     _nothing_to_fire(clock, now)
     if clock.name == NEXT_UPDATE:
-        _publish(session, SlaUpdateDue(**_fields(clock, now)), event_id=f"{clock.id}:due",
-                 now=now)
-        return
+        return f"{clock.id}:due", SlaUpdateDue(**_fields(clock, now))
     lateness = (now - clock.due_at).total_seconds()
-    _publish(session, SlaBreached(**_fields(clock, now), lateness_seconds=lateness),
-             event_id=f"{clock.id}:breached", now=now)
-    on_commit(session, functools.partial(_count, metrics.BREACHES, clock.name, clock.severity))
+    return (f"{clock.id}:breached",
+            SlaBreached(**_fields(clock, now), lateness_seconds=lateness))
 
 
-def _fields(clock: Clock, now: datetime) -> dict[str, object]:
+def count(fired: Iterable[SlaClockEvent]) -> None:
+    """Count fired warnings and breaches; call it after the commit, so a rolled-back fire
+    is not counted. One increment per label set: a burst's counting stays cheap."""
+    tally = collections.Counter((type(data), data.clock, data.severity.value) for data in fired)
+    for (kind, clock, severity), times in tally.items():
+        counter = {SlaBreached: metrics.BREACHES, SlaWarning: metrics.WARNINGS}.get(kind)
+        if counter is not None:
+            counter.labels(clock, severity).inc(times)
+
+
+def _fields(clock: Clock | DueClock, now: datetime) -> dict[str, object]:
     return {
         "ticket_id": clock.ticket_id,
         "clock": clock.name,
@@ -259,14 +300,5 @@ def _fields(clock: Clock, now: datetime) -> dict[str, object]:
     }
 
 
-def _publish(session: AsyncSession, data: SlaClockEvent, *, event_id: str, now: datetime) -> None:
-    emit(session, data, source=SOURCE, time=now, event_id=event_id)
-
-
-def _nothing_to_fire(clock: Clock, now: datetime) -> None:
+def _nothing_to_fire(clock: Clock | DueClock, now: datetime) -> None:
     clock.next_timer, clock.fire_at, clock.updated_at = None, None, now
-
-
-def _count(counter: Counter, clock: str, severity: str) -> None:
-    """Counted after commit, so a rolled-back fire is not counted."""
-    counter.labels(clock, severity).inc()

@@ -1,44 +1,76 @@
 """The timer loop: fires due clocks on time, once, across restarts and replicas.
 
-Event-driven, not a polling cron: the loop sleeps until the earliest pending fire time,
-and a handler that stores an earlier one wakes it after its commit. It still looks at
-the table at least every ``timer_max_idle_seconds``, because another replica may have
-started a clock this process was not told about.
+Event-driven, not a polling cron: the loop sleeps until the earliest pending fire time
+(read from the partial index of running clocks), and a handler that stores an earlier
+one wakes it after its commit. It still looks at the table at least every
+``timer_max_idle_seconds``, because another replica may have started a clock this
+process was not told about. While a batch comes back full it loops at once: a burst is
+worked off batch after batch with no sleep in between.
 
-Firing claims due rows with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so replicas split
-a burst between them and never both hold one clock; SQLite takes its write lock at
-BEGIN, which serialises the claim the same way. Marking a clock fired and queueing its
-event in the outbox commit together: a crash before the commit leaves the clock due (it
-fires after restart), a crash after it leaves the event to the outbox relay.
+A batch costs a fixed number of statements, whatever its size: one claims the due rows
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so replicas split a burst and never both hold
+one clock; SQLite takes its write lock at BEGIN, which serialises the claim the same
+way), one writes every fired clock back (executemany), and one inserts the batch's
+outbox rows. The fired state and the outbox rows commit together: a crash before the
+commit leaves the clocks due (they fire after restart, or on another replica, since a
+dead connection's row locks go with it), a crash after it leaves the events to the relay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
+from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from escalator.shared.consumer import is_infrastructure_error
-from escalator.shared.events import utcnow
-from escalator.shared.logs import log_context
+from escalator.shared.db import outbox
+from escalator.shared.events import CloudEvent, utcnow
 from escalator.sla_timer import metrics, service
 from escalator.sla_timer.models import Clock, ClockStatus
 from escalator.sla_timer.settings import SlaTimerSettings
 
 log = logging.getLogger(__name__)
 
+#: Batches in flight at once during a burst on PostgreSQL (each holds a connection).
+BURST_LANES = 3
+
+_clocks = cast(Table, Clock.__table__)
+_CLAIMED = [_clocks.c[field.name] for field in dataclasses.fields(service.DueClock)]
+
+def due_clocks(limit: int, *, now: datetime, lock: bool) -> Select[Any]:
+    """The earliest ``limit`` due clocks, served by the partial index of running clocks'
+    fire times. ``lock`` claims them (PostgreSQL): rows another replica holds are
+    skipped, not waited for, so replicas split a burst and never both fire one clock."""
+    query = (
+        select(*_CLAIMED)
+        .where(_clocks.c.status == ClockStatus.running, _clocks.c.fire_at <= now)
+        .order_by(_clocks.c.fire_at)
+        .limit(limit)
+    )
+    return query.with_for_update(skip_locked=True) if lock else query
+
 
 class TimerLoop:
     def __init__(
-        self, settings: SlaTimerSettings, sessionmaker: async_sessionmaker[AsyncSession]
+        self, settings: SlaTimerSettings, sessionmaker: async_sessionmaker[AsyncSession], *,
+        wake_relay: Callable[[], None],
     ) -> None:
         self._settings = settings
         self._sessionmaker = sessionmaker
+        #: The outbox rows go in with one Core insert, which the relay's commit hook
+        #: (made for ``emit``'s ORM rows) does not see: the loop wakes the relay itself.
+        self._wake_relay = wake_relay
+        postgresql = sessionmaker.kw["bind"].dialect.name == "postgresql"
+        self._lanes = BURST_LANES if postgresql else 1
         self._wake = asyncio.Event()
         #: When the loop next means to look; ``schedule`` wakes it only for earlier times.
         self._sleeping_until: datetime | None = None
@@ -52,17 +84,10 @@ class TimerLoop:
 
     async def run(self) -> None:
         backoff = 0.1
-        next_watch = 0.0
         while True:
             try:
                 self._wake.clear()
-                fired = await self.fire_due()
-                if time.monotonic() >= next_watch:
-                    # Also during a long burst, which is when falling behind shows.
-                    await self._watch()
-                    next_watch = time.monotonic() + self._settings.watch_interval_seconds
-                if fired >= self._settings.timer_batch_size:
-                    continue  # a burst: take the next batch at once
+                await self._fire_all_due()
                 delay = await self._next_delay()
                 backoff = 0.1
             except Exception as exc:
@@ -76,25 +101,55 @@ class TimerLoop:
                 await asyncio.wait_for(self._wake.wait(), delay)
             self._sleeping_until = None
 
+    async def _fire_all_due(self) -> None:
+        """Fire batches until one comes back short, with no sleep between them.
+
+        During a burst, PostgreSQL fires ``BURST_LANES`` batches at once: SKIP LOCKED
+        keeps them apart, and the database works on one batch while this process builds
+        the events of another. SQLite serialises writers, so it takes one at a time.
+        """
+        batch = self._settings.timer_batch_size
+        fired = await self.fire_due()
+        while fired >= batch:
+            lanes = await asyncio.gather(*(self.fire_due() for _ in range(self._lanes)),
+                                         return_exceptions=True)
+            for lane in lanes:
+                if isinstance(lane, BaseException):
+                    raise lane  # once every lane has finished: none is left running
+            fired = max(lane for lane in lanes if isinstance(lane, int))
+
     async def fire_due(self) -> int:
         """Fire one batch of due clocks in one transaction; returns how many were due."""
+        grace = self._settings.breach_grace_seconds
         async with self._sessionmaker() as session, session.begin():
+            postgresql = session.get_bind().dialect.name == "postgresql"
+            claim = due_clocks(self._settings.timer_batch_size, now=utcnow(), lock=postgresql)
+            rows = (await session.execute(claim)).all()
+            if not rows:
+                return 0
             now = utcnow()
-            query = (
-                select(Clock)
-                .where(Clock.status == ClockStatus.running, Clock.fire_at <= now)
-                .order_by(Clock.fire_at)
-                .limit(self._settings.timer_batch_size)
-            )
-            if session.get_bind().dialect.name == "postgresql":
-                # Lock before deciding so two replicas cannot both fire this timer.
-                query = query.with_for_update(skip_locked=True)
-            clocks = list((await session.scalars(query)).all())
-            for clock in clocks:
-                with log_context(ticket_id=clock.ticket_id):
-                    service.fire(session, clock, now=utcnow(),
-                                 grace=self._settings.breach_grace_seconds)
-        return len(clocks)
+            changed: list[tuple[str, dict[str, Any]]] = []
+            events: list[CloudEvent[Any]] = []
+            for row in rows:
+                clock = service.DueClock(*row)
+                firing = service.fire(clock, now=now, grace=grace)
+                changed.append((clock.id, {name: getattr(clock, name) for name in
+                                           service.FIRED_COLUMNS if getattr(clock, name)
+                                           != getattr(row, name)}))
+                if firing is not None:
+                    event_id, data = firing
+                    events.append(CloudEvent.wrap(data, source=service.SOURCE, time=now,
+                                                  event_id=event_id))
+            await _write_back(session, changed)
+            if events:
+                await session.execute(insert(outbox), [{
+                    "event_id": event.id, "topic": event.topic, "key": event.subject,
+                    "event_type": event.type, "payload": event.model_dump_json(),
+                    "created_at": now} for event in events])
+        if events:
+            self._wake_relay()
+            service.count(event.data for event in events)
+        return len(rows)
 
     async def _next_delay(self) -> float:
         """Seconds until the earliest pending fire time, capped by the idle limit."""
@@ -107,7 +162,23 @@ class TimerLoop:
             return idle
         return min(max((earliest - utcnow()).total_seconds(), 0.0), idle)
 
-    async def _watch(self) -> None:
+    async def watch(self) -> None:
+        """Refresh the pending and overdue gauges, beside the loop rather than in it:
+        counting a million pending clocks takes long enough to make timers late."""
+        while True:
+            started = time.monotonic()
+            try:
+                await self._count()
+            except Exception as exc:
+                if not is_infrastructure_error(exc):
+                    raise
+                log.warning("timer watchdog cannot reach the database (%s)", exc)
+            # Counting a million pending clocks takes a while: keep it under a tenth of
+            # the time, whatever the interval.
+            spent = time.monotonic() - started
+            await asyncio.sleep(max(self._settings.watch_interval_seconds - spent, 9 * spent))
+
+    async def _count(self) -> None:
         """Count pending timers, and those left far past due: a stuck or overloaded loop
         shows here."""
         threshold = self._settings.watchdog_overdue_seconds
@@ -126,3 +197,26 @@ class TimerLoop:
         metrics.PENDING_TIMERS.set(pending)
         if overdue:
             log.warning("%d SLA timers are overdue by more than %.0fs", overdue, threshold)
+
+
+async def _write_back(session: AsyncSession, changed: list[tuple[str, dict[str, Any]]]) -> None:
+    """Store what firing changed on each clock, in as few statements as the changes allow:
+    clocks changed alike (every breach of a batch: same columns, same values) in one
+    ``UPDATE ... WHERE id IN``, the rest (a warning moves each clock's fire time to its
+    own deadline) in one executemany per set of columns."""
+    kinds: dict[tuple[str, ...], list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+    for clock_id, values in changed:
+        kinds[tuple(values)].append((clock_id, values))
+    bump = {"version": _clocks.c.version + 1}
+    for columns, clocks in kinds.items():
+        first = clocks[0][1]
+        if all(values == first for _, values in clocks):
+            ids = [clock_id for clock_id, _ in clocks]
+            await session.execute(
+                update(_clocks).where(_clocks.c.id.in_(ids)).values({**first, **bump}))
+            continue
+        each = (update(_clocks).where(_clocks.c.id == bindparam("clock_id"))
+                .values({**{name: bindparam(f"new_{name}") for name in columns}, **bump}))
+        await session.execute(each, [
+            {"clock_id": clock_id, **{f"new_{name}": value for name, value in values.items()}}
+            for clock_id, values in clocks])
