@@ -15,6 +15,7 @@ from tests.router.factories import (
     breached,
     closed,
     created,
+    outbox_events,
     outbox_types,
     processed,
     send,
@@ -117,13 +118,21 @@ async def test_breach_escalates_and_reassigns_then_stays_at_top(env: Env, tmp_pa
         assert {e["data"]["severity"] for e in events[1:]} == {"critical"}
         assert events[2]["data"]["level"] == 1 and events[2]["data"]["level_name"] == "L2"
 
-        # At the top of the path: noted in the history, nothing emitted, holder kept.
+        # At the top of the path: the holder keeps it, the history notes it, and an
+        # escalation that stays on its level keeps the executives informed.
         await send(env, breached("t1"))
         top = await assignment_when(svc, "t1", history=4)
         assert top["history"][-1]["action"] == "top_level_reached"
         assert top["level"] == 1 and top["assignee"]["agent_id"] == "b1"
         assert await outbox_types(svc, "t1") == ["ticket.assigned", "ticket.escalated",
-                                                 "ticket.assigned"]
+                                                 "ticket.assigned", "ticket.escalated"]
+        stay = (await outbox_events(svc, "t1"))[-1]["data"]
+        assert (stay["trigger"], stay["from_level"], stay["to_level"], stay["executive"]) == (
+            "sla_breach", 1, 1, True)
+        assert stay["from_assignee"] == stay["to_assignee"]
+        assert stay["to_assignee"]["agent_id"] == "b1"
+        assert stay["reason"].endswith("already at the top of path std: stays with Dee; "
+                                       "executives informed"), stay["reason"]
 
         # A breach for a ticket the router never routed changes nothing and is no error.
         ghost = await send(env, breached("ghost"))

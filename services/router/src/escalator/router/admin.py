@@ -15,7 +15,6 @@ from pydantic import ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from escalator.router import catalog
 from escalator.router import config as cfg
 from escalator.router.api import agent_out, path_out, team_out
 from escalator.router.models import Agent, Assignment, EscalationPath, PathRule, Team
@@ -91,7 +90,7 @@ def _body(body: Any, id_: str) -> dict[str, Any]:
 
 async def _change(session: AsyncSession, section: str, id_: str,
                   entry: dict[str, Any] | None) -> cfg.RouterConfig:
-    catalog.forget()  # this replica routes with the change at once
+    await cfg.bump(session)  # every replica routes with the change from its next decision
     document = await current(session)
     document[section], found = _replace(document[section], id_, entry)
     if entry is None and not found:
@@ -174,7 +173,7 @@ async def get_rules(session: SessionDep) -> list[cfg.PathRuleConfig]:
             dependencies=[write], summary="Replace the ordered rule list as a whole")
 async def put_rules(body: list[cfg.PathRuleConfig], session: SessionDep
                     ) -> list[cfg.PathRuleConfig]:
-    catalog.forget()
+    await cfg.bump(session)
     document = await current(session)
     document["path_rules"] = [r.model_dump(mode="json") for r in body]
     whole = validated(document)

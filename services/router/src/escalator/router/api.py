@@ -11,7 +11,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from escalator.router import service
 from escalator.router.models import Agent, EscalationPath, Team
-from escalator.router.roster import holder, on_shift
+from escalator.router.roster import expand, holder, on_shift
 from escalator.router.schemas import (
     AgentOut,
     AgentPage,
@@ -69,7 +69,7 @@ async def get_assignment(ticket_id: str, session: SessionDep) -> AssignmentOut:
         assignee=holder(agent),
         strategy=last.strategy if last else None,
         reason=last.reason if last else None,
-        candidates=(last.candidates or []) if last else [],
+        candidates=expand(last.candidates) if last else [],
         previous_holders=assignment.holders or [],
         executive=assignment.executive,
         severity=assignment.severity,

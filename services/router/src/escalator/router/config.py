@@ -29,8 +29,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from escalator.router import catalog
-from escalator.router.models import Agent, EscalationPath, PathRule, Team
+from escalator.router.models import Agent, ConfigVersion, EscalationPath, PathRule, Team
 from escalator.router.settings import RouterSettings
 from escalator.shared.app import Runtime
 from escalator.shared.config import ConfigError, TimeZoneName, load_section
@@ -242,6 +241,12 @@ async def set_default(session: AsyncSession, path_id: str) -> None:
         update(EscalationPath).where(EscalationPath.id != path_id).values(is_default=False))
 
 
+async def bump(session: AsyncSession) -> None:
+    """Mark the roster changed, in the caller's transaction: every replica reloads its
+    in-memory copy (``catalog``) before its next decision once that transaction commits."""
+    await session.execute(update(ConfigVersion).values(version=ConfigVersion.version + 1))
+
+
 async def apply_config(session: AsyncSession, config: RouterConfig,
                        raw: dict[str, Any] | None = None) -> None:
     """Upsert the file's teams, agents and paths by id (teams first: agents refer to them);
@@ -259,6 +264,7 @@ async def apply_config(session: AsyncSession, config: RouterConfig,
     default = next((p.id for p in config.escalation_paths if p.default), None)
     if default is not None:
         await set_default(session, default)
+    await bump(session)
 
 
 async def load_on_startup(runtime: Runtime) -> None:
@@ -267,7 +273,6 @@ async def load_on_startup(runtime: Runtime) -> None:
     config = load_config(runtime.settings)
     async with runtime.sessionmaker() as session, session.begin():
         await apply_config(session, config, raw=config.model_dump(exclude_unset=True))
-    catalog.forget()
     log.info("router configuration loaded: %d teams, %d agents, %d escalation paths, "
              "%d path rules", len(config.teams), len(config.agents),
              len(config.escalation_paths), len(config.path_rules))

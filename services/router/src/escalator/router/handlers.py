@@ -60,16 +60,11 @@ async def on_escalation_requested(
         await service.escalate(session, asked.ticket_id,
                                Move("escalation_requested", why, service.HIERARCHICAL))
         return
-    assignment = await service.get_assignment(session, asked.ticket_id)
-    if assignment is None:
-        return
-    path = await service.path_of(session, assignment)
     sponsor = asked.customer.executive_sponsor
     if sponsor is not None:
         why += f"; executive sponsor {sponsor.name} <{sponsor.email}> brought in"
     await service.escalate(session, asked.ticket_id,
-                           Move("executive", why, service.HIERARCHICAL),
-                           to_level=service.executive_level(path), executive=True,
+                           Move("executive", why, service.HIERARCHICAL), executive=True,
                            sponsor_email=sponsor.email.lower() if sponsor else None)
 
 

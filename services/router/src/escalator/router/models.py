@@ -80,6 +80,17 @@ class PathRule(Base):
     match: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class ConfigVersion(Base):
+    """One row whose ``version`` every roster change (REST or YAML) bumps in its own
+    transaction: replicas keep the roster in memory and compare this number on every
+    decision, so a committed change is routed with by the next decision everywhere."""
+
+    __tablename__ = "config_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(default=0)
+
+
 class RoundRobin(Base):
     """Round-robin cursor per path level, in the database so every replica shares it."""
 
@@ -131,5 +142,7 @@ class AssignmentHistory(Base):
     at: Mapped[datetime]
     strategy: Mapped[str | None] = mapped_column(String(30))
     rule: Mapped[str | None] = mapped_column(String(100))
-    #: ``[{agent_id, name, open_tickets, picked, reason}]``: the decision's explanation.
-    candidates: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    #: The decision's explanation, compact because a level can hold hundreds of agents:
+    #: ``{picked, reasons: [text...], agents: [[id, name, open_tickets, reason index]...]}``
+    #: (``roster.expand`` turns it back into candidates).
+    candidates: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -1,27 +1,34 @@
-"""Who can take a ticket at a level, and which of them gets it, with the reasons.
+"""Which agent of a level gets a ticket, and why the others did not (no database here:
+``slots`` reads the loads and takes the slot).
 
-Every agent a level targets becomes a ``Candidate`` with the reason it was passed over
-(off shift, at capacity, held the ticket before, lacks the language...), so the decision
-explains itself to a supervisor. Capacity and round-robin state live in the database and
-are read under row locks taken in id order, so concurrent replicas serialize on the agents
-they compete for instead of trusting process memory.
+Every agent a level targets is kept with the reason it was passed over (off shift, at
+capacity, held the ticket before, lacks the language...), so the decision explains
+itself; ``Pick.compact`` stores that without repeating each reason's text.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, time
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from pydantic import TypeAdapter
 
-from escalator.router.catalog import catalog
-from escalator.router.models import Agent, RoundRobin
+from escalator.router.catalog import AgentInfo
+from escalator.router.models import Agent
 from escalator.shared.events import Candidate, Holder
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CANDIDATES = TypeAdapter(list[Candidate])
+
+
+class Shifted(Protocol):
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def shifts(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -38,23 +45,47 @@ class Ask:
 class Pick:
     """Outcome of one routing decision: who (maybe nobody), why, and who else was looked at."""
 
-    agent: Agent | None
+    agent: AgentInfo | None
     reason: str
     strategy: str
-    candidates: list[Candidate] = field(default_factory=list)
-    team: str | None = None
+    #: Every agent of the level, in id order: (agent, open tickets seen, why (not) picked).
+    considered: list[tuple[AgentInfo, int, str]]
+    by_turn: bool = False  #: chosen by round-robin, so the cursor must move to them
+
+    def candidates(self) -> list[Candidate]:
+        # One validation of the whole list: a level can hold hundreds of agents.
+        return _CANDIDATES.validate_python([
+            {"agent_id": a.id, "name": a.name, "open_tickets": load,
+             "picked": a is self.agent, "reason": why} for a, load, why in self.considered])
+
+    def compact(self) -> dict[str, Any]:
+        """The explanation for the history: each distinct reason once, agents as rows."""
+        index: dict[str, int] = {}
+        rows = [[a.id, a.name, load, index.setdefault(why, len(index))]
+                for a, load, why in self.considered]
+        return {"picked": self.agent.id if self.agent else None, "reasons": list(index),
+                "agents": rows}
 
 
-def holder(agent: Agent | None) -> Holder | None:
-    if agent is None:
-        return None
+def expand(stored: dict[str, Any] | None) -> list[Candidate]:
+    """``Pick.compact`` back into candidates, for the API."""
+    if not stored:
+        return []
+    reasons, picked = stored["reasons"], stored["picked"]
+    return [Candidate(agent_id=a, name=n, open_tickets=o, picked=a == picked, reason=reasons[r])
+            for a, n, o, r in stored["agents"]]
+
+
+def holder(agent: Agent | AgentInfo | None) -> Holder | None:
+    if agent is None or isinstance(agent, AgentInfo):
+        return agent.holder if agent else None
     return Holder(agent_id=agent.id, name=agent.name, email=agent.email, team=agent.team_id,
                   role=agent.role, timezone=agent.timezone,
                   language=agent.languages[0] if agent.languages else None,
                   chat_handle=agent.chat_handle)
 
 
-def on_shift(agent: Agent, now: datetime) -> bool:
+def on_shift(agent: Shifted, now: datetime) -> bool:
     """Within one of the agent's weekly shifts, read in the agent's own time zone."""
     if not agent.shifts:
         return True
@@ -72,49 +103,26 @@ def on_shift(agent: Agent, now: datetime) -> bool:
     return False
 
 
-async def level_agents(session: AsyncSession, level: dict[str, Any]) -> list[Agent]:
-    """The level's agents, locked in id order (capacity and turns are decided under it)."""
-    # populate_existing: rows in this session's identity map may be stale (another
-    # replica's commit, or an atomic update earlier in this batch); the locked read wins.
-    query = (select(Agent).order_by(Agent.id).with_for_update()
-             .execution_options(populate_existing=True))
-    if level.get("agents"):
-        query = query.where(Agent.id.in_(level["agents"]))
-    else:
-        if level.get("team"):
-            query = query.where(Agent.team_id == level["team"])
-        if level.get("role"):
-            query = query.where(Agent.role == level["role"])
-    return list((await session.scalars(query)).all())
-
-
-async def supervisor_of(session: AsyncSession, team_id: str | None) -> Agent | None:
-    """The team's lead, else its first supervisor/manager by id (from the catalog)."""
-    if team_id is None:
-        return None
-    agent_id = (await catalog(session)).supervisors.get(team_id)
-    return await session.get(Agent, agent_id) if agent_id else None
-
-
-def _excluded(agent: Agent, ask: Ask, now: datetime) -> str | None:
+def _excluded(agent: AgentInfo, load: int | None, now: datetime) -> str | None:
+    if load is None:
+        return "no longer on the roster"
     if not agent.available:
         return "unavailable (switched off)"
     if not on_shift(agent, now):
         return f"off shift ({agent.timezone})"
-    if agent.open_tickets >= agent.max_open_tickets:
-        return f"at capacity ({agent.open_tickets}/{agent.max_open_tickets})"
+    if load >= agent.max_open_tickets:
+        return f"at capacity ({load}/{agent.max_open_tickets})"
     return None
 
 
-async def pick(session: AsyncSession, key: str, level: dict[str, Any], ask: Ask,
-               now: datetime) -> Pick:
-    """Choose an agent for ``level`` by its strategy; ``key`` names its round-robin cursor."""
+def choose(level: dict[str, Any], members: Sequence[AgentInfo], loads: dict[str, int],
+           cursor: tuple[str | None, int], ask: Ask, now: datetime) -> Pick:
+    """The level's strategy applied to the loads (and round-robin cursor: last agent,
+    turns) the database showed, with every reason."""
     strategy = str(level.get("strategy", "least_loaded"))
     target = level.get("team") or level.get("role") or ", ".join(level.get("agents", []))
-    with session.no_autoflush:  # the caller's pending rows go out once, at the end
-        agents = await level_agents(session, level)
-    reasons = {a.id: _excluded(a, ask, now) for a in agents}
-    able = [a for a in agents if reasons[a.id] is None]
+    reasons = {a.id: _excluded(a, loads.get(a.id), now) for a in members}
+    able = [a for a in members if reasons[a.id] is None]
     fresh = [a for a in able if a.id not in ask.avoid]
     if fresh:
         for a in able:
@@ -126,46 +134,47 @@ async def pick(session: AsyncSession, key: str, level: dict[str, Any], ask: Ask,
     if sponsor is not None:
         chosen, why = sponsor, f"the customer's executive sponsor {sponsor.name} is on {target}"
     elif able and strategy == "skills":
-        chosen, why = _by_skills(able, ask, reasons, target)
+        chosen, why = _by_skills(able, loads, ask, reasons, target)
     elif able and strategy == "round_robin":
-        chosen, why = await _round_robin(session, key, able, target)
+        last, turns = cursor
+        chosen = next((a for a in able if a.id > (last or "")), able[0])
+        why = f"round-robin turn {turns + 1} in {target}: next after {last or 'start'}"
     elif able:
-        chosen = min(able, key=lambda a: (a.open_tickets, a.id))
-        why = f"least loaded available agent in {target} ({chosen.open_tickets} open)"
+        chosen = min(able, key=lambda a: (loads[a.id], a.id))
+        why = f"least loaded available agent in {target} ({loads[chosen.id]} open)"
     if chosen is not None and chosen.id in ask.avoid:
         why += "; held it before, but nobody else can take it"
-    for a in able:
-        if a is not chosen and reasons[a.id] is None:
-            reasons[a.id] = _passed_over(strategy, a, chosen)
-    if chosen is None and agents:
+    passed = _passed_over(strategy, chosen)
+    if chosen is None and members:
         counts = [r.split(" (")[0] for r in reasons.values() if r]
         why += ": " + ", ".join(f"{counts.count(k)} {k}" for k in dict.fromkeys(counts))
     elif chosen is None:
         why = f"{target} has no agents"
-    candidates = [Candidate(agent_id=a.id, name=a.name, open_tickets=a.open_tickets,
-                            picked=a is chosen, reason=why if a is chosen else str(reasons[a.id]))
-                  for a in agents]
-    return Pick(chosen, why, strategy, candidates, level.get("team"))
+    considered = [(a, loads.get(a.id, 0), why if a is chosen else reasons[a.id] or passed)
+                  for a in members]
+    return Pick(chosen, why, strategy, considered,
+                by_turn=chosen is not None and chosen is not sponsor and strategy == "round_robin")
 
 
-def _passed_over(strategy: str, agent: Agent, chosen: Agent | None) -> str:
+def _passed_over(strategy: str, chosen: AgentInfo | None) -> str:
+    """Why an able agent was not the one: one text per decision (the load is beside it)."""
     if chosen is None:
         return "not picked"
     if strategy == "round_robin":
         return "not their turn"
     if strategy == "skills":
         return "weaker skills/language match or more open tickets"
-    return f"more open tickets ({agent.open_tickets}) or later id than {chosen.id}"
+    return f"more open tickets or later id than {chosen.id}"
 
 
-def _by_skills(able: list[Agent], ask: Ask, reasons: dict[str, str | None],
-               target: str) -> tuple[Agent, str]:
+def _by_skills(able: list[AgentInfo], loads: dict[str, int], ask: Ask,
+               reasons: dict[str, str | None], target: str) -> tuple[AgentInfo, str]:
     """Speaks the ticket's language first, then has its category as a skill, then load."""
 
-    def fit(a: Agent) -> tuple[int, int, int, str]:
+    def fit(a: AgentInfo) -> tuple[bool, bool, int, str]:
         speaks = ask.language is None or ask.language in a.languages
         skilled = ask.category is None or ask.category in a.skills
-        return (not speaks, not skilled, a.open_tickets, a.id)
+        return (not speaks, not skilled, loads[a.id], a.id)
 
     chosen = min(able, key=fit)
     for a in able:
@@ -176,18 +185,4 @@ def _by_skills(able: list[Agent], ask: Ask, reasons: dict[str, str | None],
     traits = [f"speaks '{ask.language}'" if ask.language in chosen.languages else None,
               f"has skill '{ask.category}'" if ask.category in chosen.skills else None]
     said = " and ".join(t for t in traits if t) or "no one matches; least loaded"
-    return chosen, f"best skills match in {target}: {said} ({chosen.open_tickets} open)"
-
-
-async def _round_robin(session: AsyncSession, key: str, able: list[Agent],
-                       target: str) -> tuple[Agent, str]:
-    """The next able agent after the cursor's last pick, in id order; the cursor row is
-    locked, so two replicas cannot both take the same turn."""
-    cursor = await session.get(RoundRobin, key, with_for_update=True, populate_existing=True)
-    if cursor is None:
-        cursor = RoundRobin(key=key, last_agent_id=None, turns=0)
-        session.add(cursor)
-    last = cursor.last_agent_id or ""
-    chosen = next((a for a in able if a.id > last), able[0])
-    cursor.last_agent_id, cursor.turns = chosen.id, (cursor.turns or 0) + 1
-    return chosen, f"round-robin turn {cursor.turns} in {target}: next after {last or 'start'}"
+    return chosen, f"best skills match in {target}: {said} ({loads[chosen.id]} open)"

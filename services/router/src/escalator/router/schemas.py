@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from escalator.router.config import Id, Name
+from escalator.router.roster import expand
 from escalator.shared.events import Candidate, EscalationKind, Holder, Severity
 
 
@@ -72,6 +73,12 @@ class HistoryEntry(BaseModel):
     rule: str | None = None
     candidates: list[Candidate] | None = Field(
         default=None, description="On `assigned`: everyone considered, and why not picked.")
+
+    @field_validator("candidates", mode="before")
+    @classmethod
+    def _expanded(cls, stored: Any) -> Any:
+        """History rows keep the explanation compact (``roster.Pick.compact``)."""
+        return expand(stored) if isinstance(stored, dict) else stored
 
 
 class AssignmentOut(BaseModel):

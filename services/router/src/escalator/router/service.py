@@ -1,24 +1,32 @@
 """Routing decisions: which path and level a ticket is on, and who holds it.
 
-Every move goes through ``_assign``: pick at the target level (``roster.pick``, under the
-agents' row locks), keep the loads, append history with the explanation, and emit the
-events in the same transaction (outbox). One trigger is one transaction holding the
-ticket's assignment row lock, so no trigger assigns a ticket twice, on any replica.
+Every move goes through ``_assign``: pick at the target level (``slots.pick``: usually one
+conditional update of the chosen agent's load), append history
+with the explanation, and emit the events in the same transaction (outbox). A new ticket's
+assignment, the history and the outbox rows are only added to the session: the runner's
+batch writes them together at commit, instead of a flush per step. A move of an existing
+ticket first locks its assignment row, so one trigger moves a ticket once, on any replica.
+
+The roster is read from the in-memory ``catalog``; ``pick`` raises ``Stale`` before
+writing anything when the database holds a newer config version, and the decision is
+made again on the reloaded roster (``_with_roster``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalator.router import metrics
-from escalator.router.catalog import PathInfo, catalog, forget
+from escalator.router.catalog import Catalog, PathInfo, catalog, current, reload
 from escalator.router.models import Agent, Assignment, AssignmentHistory
-from escalator.router.roster import Ask, Pick, holder, pick, supervisor_of
+from escalator.router.roster import Ask, Pick, holder
+from escalator.router.slots import Stale, note_load, pick
 from escalator.shared.db import on_commit
 from escalator.shared.events import (
     EscalationKind,
@@ -37,6 +45,10 @@ log = logging.getLogger(__name__)
 SOURCE = "/escalator/router"
 OPEN, CLOSED = "open", "closed"
 HIERARCHICAL = EscalationKind.hierarchical
+#: ``session.info`` key: assignments created in this transaction and maybe not flushed
+#: yet, which the database cannot see (a second ``ticket.created`` in one batch).
+_CREATED = "escalator.router.created"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,28 +60,25 @@ class Move:
     kind: EscalationKind | None = None  #: None: the target level's own kind
 
 
-def _matches(match: dict[str, Any], ticket: TicketSnapshot) -> bool:
-    facts: dict[str, Any] = {
-        "severity": ticket.severity.value, "category": (ticket.category or "").lower(),
-        "channel": ticket.channel.lower(), "tier": ticket.customer.tier.lower(),
-        "language": ticket.language.lower(),
-    }
+def _matches(match: dict[str, Any], facts: dict[str, Any]) -> bool:
     for name, wanted in match.items():
         if name == "executive":
-            if bool(wanted) != ticket.executive:
+            if bool(wanted) != facts[name]:
                 return False
         elif facts[name] not in wanted:
             return False
     return True
 
 
-async def choose_path(
-    session: AsyncSession, ticket: TicketSnapshot
-) -> tuple[PathInfo | None, str | None]:
+def choose_path(known: Catalog, ticket: TicketSnapshot) -> tuple[PathInfo | None, str | None]:
     """The first matching rule's path, else the default path (rule None)."""
-    known = await catalog(session)
+    facts: dict[str, Any] = {
+        "severity": ticket.severity.value, "category": (ticket.category or "").lower(),
+        "channel": ticket.channel.lower(), "tier": ticket.customer.tier.lower(),
+        "language": ticket.language.lower(), "executive": ticket.executive,
+    }
     for rule_id, path_id, match in known.rules:
-        if _matches(match, ticket) and path_id in known.paths:
+        if _matches(match, facts) and path_id in known.paths:
             return known.paths[path_id], rule_id
     return known.default, None
 
@@ -83,12 +92,8 @@ def executive_level(path: PathInfo) -> int:
 
 
 async def path_of(session: AsyncSession, assignment: Assignment) -> PathInfo:
-    known = await catalog(session)
-    path = known.paths.get(assignment.path_id)
-    if path is None:  # created since the copy was taken
-        forget()
-        path = (await catalog(session)).paths[assignment.path_id]
-    return path
+    """The assignment's path from the current roster (for the API)."""
+    return (await current(session)).paths[assignment.path_id]
 
 
 async def get_assignment(
@@ -100,88 +105,139 @@ async def get_assignment(
     return await session.scalar(query)
 
 
+async def _with_roster(session: AsyncSession, decide: Callable[[Catalog], Awaitable[T]]) -> T:
+    """Run ``decide`` on the in-memory roster, again on a reloaded one if it was stale."""
+    known = await catalog(session)
+    while True:
+        try:
+            return await decide(known)
+        except Stale:
+            known = await reload(session)
+
+
 async def route_new_ticket(session: AsyncSession, ticket: TicketSnapshot) -> None:
     """Give a new ticket its first holder; a ticket already routed is left as it is."""
-    if await get_assignment(session, ticket.ticket_id, lock=True) is not None:
+    created: dict[str, Assignment] = session.info.setdefault(_CREATED, {})
+    # ``in session``: a savepoint rolled back since (the runner's careful path) expunged it.
+    if (earlier := created.get(ticket.ticket_id)) is not None and earlier in session:
         log.info("ticket already routed; ticket.created ignored")
         return
-    path, rule = await choose_path(session, ticket)
-    if path is None:
-        log.error("no default escalation path is configured; ticket left unrouted")
-        return
-    now = utcnow()
-    start = executive_level(path) if ticket.executive else 0
-    sponsor = ticket.customer.executive_sponsor
-    assignment = Assignment(
-        ticket_id=ticket.ticket_id, path_id=path.id, level=start, agent_id=None,
-        severity=ticket.severity.value, status=OPEN, rule=rule, executive=ticket.executive,
-        language=ticket.language.lower(), category=(ticket.category or "").lower() or None,
-        sponsor_email=sponsor.email.lower() if sponsor and ticket.executive else None,
-        holders=[], repeats=0, created_at=now, updated_at=now,
-    )
-    session.add(assignment)
-    matched = f"rule {rule}" if rule else "default path"
-    why = f"{matched} chose path {path.id}"
-    if ticket.executive:
-        why += "; executive ticket (cancellation or legal threat) starts at the executive level"
-    await _assign(session, assignment, path, Move("ticket_created", why))
+
+    async def decide(known: Catalog) -> None:
+        path, rule = choose_path(known, ticket)
+        if path is None:
+            log.error("no default escalation path is configured; ticket left unrouted")
+            return
+        now = utcnow()
+        sponsor = ticket.customer.executive_sponsor
+        assignment = Assignment(
+            ticket_id=ticket.ticket_id, path_id=path.id,
+            level=executive_level(path) if ticket.executive else 0, agent_id=None,
+            severity=ticket.severity.value, status=OPEN, rule=rule, executive=ticket.executive,
+            language=ticket.language.lower(), category=(ticket.category or "").lower() or None,
+            sponsor_email=sponsor.email.lower() if sponsor and ticket.executive else None,
+            holders=[], repeats=0, created_at=now, updated_at=now,
+        )
+        matched = f"rule {rule}" if rule else "default path"
+        why = f"{matched} chose path {path.id}"
+        if ticket.executive:
+            why += "; executive ticket (cancellation or legal threat) starts at the executive level"
+        if await _assign(session, known, assignment, path, Move("ticket_created", why),
+                         new=True):
+            session.add(assignment)
+            created[ticket.ticket_id] = assignment
+        else:
+            log.info("ticket already routed; ticket.created ignored")
+
+    await _with_roster(session, decide)
 
 
 async def escalate(session: AsyncSession, ticket_id: str, move: Move, *,
                    to_level: int | None = None, executive: bool = False,
                    sponsor_email: str | None = None) -> bool:
-    """Move the ticket to ``to_level`` (default: one up) and reassign; False if not routed.
+    """Move the ticket to ``to_level`` (default: one up; the executive level when
+    ``executive``) and reassign; False if it has no open assignment.
 
     At the top, the path's repeat policy re-assigns within the level (to someone else)
-    a few times, then the ticket stays and only the history notes the trigger."""
+    a few times; then the ticket stays with its holder and the executives are told."""
     assignment = await get_assignment(session, ticket_id, lock=True)
     if assignment is None or assignment.status != OPEN:
         log.warning("%s for a ticket with no open assignment; nothing to escalate",
                     move.trigger)
         return False
-    path = await path_of(session, assignment)
     if executive:
         assignment.executive = True
         assignment.sponsor_email = sponsor_email or assignment.sponsor_email
-    target = assignment.level + 1 if to_level is None else to_level
-    top = len(path.levels) - 1
-    if target > top:
-        if assignment.repeats < path.repeat:
+
+    async def decide(known: Catalog) -> None:
+        path = known.paths.get(assignment.path_id)
+        if path is None:  # created since this copy was taken
+            raise Stale
+        target = (executive_level(path) if executive
+                  else assignment.level + 1 if to_level is None else to_level)
+        top = len(path.levels) - 1
+        if target <= top:
+            await _assign(session, known, assignment, path, move, to_level=target)
+        elif assignment.repeats < path.repeat:
+            repeat = Move("repeat", f"{move.reason}; top of path {path.id}: repeat "
+                                    f"{assignment.repeats + 1} of {path.repeat}", move.kind)
+            await _assign(session, known, assignment, path, repeat, to_level=top)
             assignment.repeats += 1
-            move = Move("repeat", f"{move.reason}; top of path {path.id}: repeat "
-                                  f"{assignment.repeats} of {path.repeat}", move.kind)
-            await _assign(session, assignment, path, move, to_level=top)
-            return True
-        _record(session, assignment, level_name(path, assignment.level), "top_level_reached",
-                move.trigger, f"{move.reason}; already at the top of path {path.id}")
-        return True
-    await _assign(session, assignment, path, move, to_level=target)
+        else:
+            _stay_at_top(session, known, assignment, path, move)
+
+    await _with_roster(session, decide)
     return True
 
 
-async def _assign(session: AsyncSession, assignment: Assignment, path: PathInfo,
-                  move: Move, *, to_level: int | None = None, hops: int = 0) -> None:
-    """Pick at the level, keep the loads, write history and events; on an empty level,
-    queue on the team, tell its supervisor, and skip on if the path says so."""
+def _stay_at_top(session: AsyncSession, known: Catalog, assignment: Assignment,
+                 path: PathInfo, move: Move) -> None:
+    """The path is exhausted: the holder keeps the ticket, and a ``ticket.escalated`` that
+    stays on its level, marked executive, keeps the executives informed of each trigger."""
+    now, level = utcnow(), assignment.level
+    name = level_name(path, level)
+    held = known.agents.get(assignment.agent_id) if assignment.agent_id else None
+    team = held.team_id if held else path.levels[min(level, len(path.levels) - 1)].get("team")
+    who = f"stays with {held.name}" if held else "stays queued"
+    reason = (f"{move.reason}; already at the top of path {path.id}"
+              f"{f' after {path.repeat} repeats' if path.repeat else ''}: {who}; "
+              "executives informed")
+    emit(session, TicketEscalated(
+        ticket_id=assignment.ticket_id, severity=Severity(assignment.severity), path=path.id,
+        kind=move.kind or HIERARCHICAL, trigger=move.trigger,  # type: ignore[arg-type]
+        from_level=level, from_level_name=name, to_level=level, to_level_name=name,
+        from_assignee=holder(held), to_assignee=holder(held), reason=reason,
+        supervisor=holder(known.supervisors.get(team) if team else None), executive=True,
+    ), source=SOURCE, time=now)
+    _record(session, assignment, name, "top_level_reached", move.trigger, reason)
+
+
+async def _assign(session: AsyncSession, known: Catalog, assignment: Assignment,
+                  path: PathInfo, move: Move, *, to_level: int | None = None, hops: int = 0,
+                  new: bool = False) -> bool:
+    """Pick at the level, write history and events; on an empty level, queue on the
+    team, tell its supervisor, and skip on if the path says so. False when ``new`` and
+    the ticket turned out to be routed already (nothing done)."""
     now = utcnow()
     from_level = assignment.level
     level_index = from_level if to_level is None else to_level
     level = path.levels[level_index]
-    previous = await _agent(session, assignment)
+    previous = known.agents.get(assignment.agent_id) if assignment.agent_id else None
     ask = Ask(language=assignment.language, category=assignment.category,
               avoid=tuple(assignment.holders), prefer_email=assignment.sponsor_email)
-    if previous is not None:  # before the pick, whose locked read then sees the free slot
-        await session.execute(update(Agent).where(Agent.id == previous.id, Agent.open_tickets > 0)
-                              .values(open_tickets=Agent.open_tickets - 1))
-    chosen = await pick(session, f"{path.id}:{level_index}", level, ask, now)
-    if chosen.agent is not None:
-        chosen.agent.open_tickets += 1
-        if chosen.agent.id not in assignment.holders:
-            assignment.holders = [*assignment.holders, chosen.agent.id]
+    chosen = await pick(session, known, path, level_index, ask, now,
+                        release=assignment.agent_id,
+                        new_ticket=assignment.ticket_id if new else None,
+                        check_version=hops == 0)
+    if chosen is None:
+        return False
+    agent = chosen.agent
+    if agent is not None and agent.id not in assignment.holders:
+        assignment.holders = [*assignment.holders, agent.id]
     assignment.level, assignment.updated_at = level_index, now
-    assignment.agent_id = chosen.agent.id if chosen.agent else None
-    boss = holder(await supervisor_of(session, chosen.agent.team_id if chosen.agent
-                                      else level.get("team")))
+    assignment.agent_id = agent.id if agent else None
+    team = agent.team_id if agent else level.get("team")
+    boss = holder(known.supervisors.get(team) if team else None)
     name = level["name"]
     if to_level is not None:
         kind = move.kind or EscalationKind(level.get("kind", "functional"))
@@ -190,7 +246,7 @@ async def _assign(session: AsyncSession, assignment: Assignment, path: PathInfo,
             path=path.id, kind=kind, trigger=move.trigger,  # type: ignore[arg-type]
             from_level=from_level, from_level_name=level_name(path, from_level),
             to_level=level_index, to_level_name=name, from_assignee=holder(previous),
-            to_assignee=holder(chosen.agent), reason=move.reason, supervisor=boss,
+            to_assignee=holder(agent), reason=move.reason, supervisor=boss,
             executive=assignment.executive,
         ), source=SOURCE, time=now)
         on_commit(session, metrics.ESCALATIONS.labels(str(level_index), kind.value,
@@ -200,20 +256,22 @@ async def _assign(session: AsyncSession, assignment: Assignment, path: PathInfo,
             rule=assignment.rule)
     emit(session, TicketAssigned(
         ticket_id=assignment.ticket_id, severity=Severity(assignment.severity), path=path.id,
-        level=level_index, level_name=name, assignee=holder(chosen.agent),
+        level=level_index, level_name=name, assignee=holder(agent),
         strategy=chosen.strategy, reason=chosen.reason, rule=assignment.rule,
-        candidates=chosen.candidates, previous_assignee=holder(previous), supervisor=boss,
+        candidates=chosen.candidates(), previous_assignee=holder(previous), supervisor=boss,
         executive=assignment.executive, ack_timeout_seconds=level.get("ack_timeout_seconds"),
     ), source=SOURCE, time=now)
-    outcome = "assigned" if chosen.agent else "unassigned"
+    outcome = "assigned" if agent else "unassigned"
     on_commit(session, metrics.ASSIGNMENTS.labels(str(level_index), outcome).inc)
-    if chosen.agent is None:
-        await _unassignable(session, assignment, path, level, chosen, boss, hops)
+    if agent is None:
+        await _unassignable(session, known, assignment, path, level, chosen, boss, hops)
+    return True
 
 
-async def _unassignable(session: AsyncSession, assignment: Assignment, path: PathInfo,
-                        level: dict[str, Any], chosen: Pick, boss: Any, hops: int) -> None:
-    team = level.get("team") or (chosen.candidates[0].agent_id if chosen.candidates else "")
+async def _unassignable(session: AsyncSession, known: Catalog, assignment: Assignment,
+                        path: PathInfo, level: dict[str, Any], chosen: Pick, boss: Any,
+                        hops: int) -> None:
+    team = level.get("team") or (chosen.considered[0][0].id if chosen.considered else "")
     emit(session, TicketUnassignable(
         ticket_id=assignment.ticket_id, severity=Severity(assignment.severity), path=path.id,
         level=assignment.level, level_name=level["name"], team=str(team), supervisor=boss,
@@ -221,7 +279,7 @@ async def _unassignable(session: AsyncSession, assignment: Assignment, path: Pat
     ), source=SOURCE, time=assignment.updated_at)
     top = len(path.levels) - 1
     if path.on_empty == "skip" and assignment.level < top and hops < len(path.levels):
-        await _assign(session, assignment, path,
+        await _assign(session, known, assignment, path,
                       Move("empty_level", f"nobody at {level['name']} can take it; "
                                           f"path {path.id} skips empty levels"),
                       to_level=assignment.level + 1, hops=hops + 1)
@@ -242,6 +300,7 @@ async def adjust_load(session: AsyncSession, ticket_id: str, *, reopen: bool) ->
         await session.execute(
             update(Agent).where(Agent.id == assignment.agent_id, Agent.open_tickets + step >= 0)
             .values(open_tickets=Agent.open_tickets + step))
+        note_load(session, assignment.agent_id, step)
 
 
 async def update_severity(session: AsyncSession, ticket_id: str, severity: Severity) -> None:
@@ -266,7 +325,8 @@ async def assignment_view(
         .order_by(AssignmentHistory.id)
     )).all())
     path = await path_of(session, assignment)
-    return assignment, path, await _agent(session, assignment), history
+    agent = await session.get(Agent, assignment.agent_id) if assignment.agent_id else None
+    return assignment, path, agent, history
 
 
 def level_name(path: PathInfo, index: int) -> str:
@@ -276,10 +336,6 @@ def level_name(path: PathInfo, index: int) -> str:
     return f"level {index} (no longer on path {path.id})"
 
 
-async def _agent(session: AsyncSession, assignment: Assignment) -> Agent | None:
-    return await session.get(Agent, assignment.agent_id) if assignment.agent_id else None
-
-
 def _record(session: AsyncSession, assignment: Assignment, level: str, action: str,
             trigger: str, reason: str, chosen: Pick | None = None,
             rule: str | None = None) -> None:
@@ -287,5 +343,5 @@ def _record(session: AsyncSession, assignment: Assignment, level: str, action: s
         ticket_id=assignment.ticket_id, level=assignment.level, level_name=level,
         agent_id=assignment.agent_id, action=action, trigger=trigger, reason=reason,
         at=utcnow(), strategy=chosen.strategy if chosen else None, rule=rule,
-        candidates=[c.model_dump() for c in chosen.candidates] if chosen else None,
+        candidates=chosen.compact() if chosen else None,
     ))
