@@ -1,41 +1,79 @@
-"""The batch form's fast path: new conversations in a few statements instead of per event.
+"""Many inbound events in one transaction: the batch form and group commit share this.
 
-Per-event ingestion costs several round trips (lookups, a savepoint, inserts); for a
-batch of 1,000 that dominates. Here the new conversations of a batch are resolved with
-one query per kind (existing tickets, identities, accounts) and inserted together
-(SQLAlchemy batches the INSERTs). Everything else (follow-ups, email threads,
-monitoring resolves, repeats within the batch) goes through ``service.ingest`` one by
-one. If the bulk insert meets a concurrent writer (unique violation), the whole fast
-path is rolled back to its savepoint and redone one by one, so the outcome is the same.
+Per-event ingestion costs several statements (lookups, a savepoint, inserts), and each
+statement costs far more in the driver and ORM than in the database; for many events
+that dominates. Here the new conversations among them are resolved with one query per
+kind (existing tickets; accounts with their identities) and inserted together (one
+multi-row INSERT per table). Everything else (follow-ups, email threads, monitoring
+states, repeats of a conversation already in the same call) goes through
+``service.ingest`` one by one, each in its own savepoint so a refused event leaves the
+others stored.
+
+The result equals applying the events one at a time in their order: an event is taken
+on the fast path only if no earlier event of the call concerns the same conversation,
+and the fast path only creates tickets nobody else touches. If the bulk insert meets a
+concurrent writer (a unique violation: another replica stored the same conversation or
+sender in the meantime), the transaction is rolled back and redone one event at a
+time, so the outcome is the same; that race is rare, so the bulk insert runs without a
+savepoint of its own.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from escalator.ingest import customers, service
 from escalator.ingest.config import IngestConfig
 from escalator.ingest.inbound import Inbound
-from escalator.ingest.models import CustomerAccount, CustomerIdentity, Ticket
+from escalator.ingest.models import Base, CustomerAccount, CustomerIdentity, Ticket
 from escalator.ingest.service import Outcome
+from escalator.shared.events import Customer
 from escalator.shared.problems import Problem
 
+Indexed = list[tuple[int, Inbound]]
+Results = dict[int, Outcome | Problem]
+_TICKETS = Base.metadata.tables[Ticket.__tablename__]
 
-async def ingest_many(session: AsyncSession, inbounds: list[tuple[int, Inbound]],
-                      config: IngestConfig) -> dict[int, Outcome | Problem]:
-    """The outcome, or the problem that refused it, per index of the batch."""
-    fresh, slow = await _split(session, inbounds)
-    results: dict[int, Outcome | Problem] = {}
-    if fresh:
+
+async def store_many(sessionmaker: async_sessionmaker[AsyncSession], inbounds: Indexed,
+                     config: IngestConfig) -> Results:
+    """Ingest ``inbounds`` and commit: the outcome, or the problem that refused it, per
+    index. Any other error (the database, a race lost twice) propagates, and then
+    nothing of the call was stored."""
+    # A lone event needs no savepoint: if it is refused, nothing else is rolled back.
+    isolate = len(inbounds) > 1
+    try:
         try:
-            async with session.begin_nested():
-                results.update(await _bulk_create(session, fresh, config))
+            async with sessionmaker() as session, session.begin():
+                return await ingest_many(session, inbounds, config, isolate=isolate)
         except IntegrityError:
-            results.clear()
-            slow = sorted(fresh + slow, key=lambda pair: pair[0])
+            async with sessionmaker() as session, session.begin():
+                return await ingest_many(session, inbounds, config, bulk=False,
+                                         isolate=isolate)
+    except Problem as exc:
+        return {inbounds[0][0]: exc}
+
+
+async def ingest_many(session: AsyncSession, inbounds: Indexed, config: IngestConfig, *,
+                      bulk: bool = True, isolate: bool = True) -> Results:
+    """As ``store_many`` within the caller's transaction, which an error leaves unusable.
+
+    ``isolate=False`` (one event only): a refusal is raised instead of rolled back to a
+    savepoint, so the caller must roll back.
+    """
+    fresh, slow = await _split(session, inbounds) if bulk else ([], inbounds)
+    results: Results = {}
+    if fresh:
+        results.update(await _bulk_create(session, fresh, config))
     for index, inbound in slow:
+        if not isolate:
+            results[index] = await service.ingest(session, inbound, config)
+            continue
         try:
             async with session.begin_nested():
                 results[index] = await service.ingest(session, inbound, config)
@@ -44,37 +82,58 @@ async def ingest_many(session: AsyncSession, inbounds: list[tuple[int, Inbound]]
     return results
 
 
-async def _split(session: AsyncSession, inbounds: list[tuple[int, Inbound]]
-                 ) -> tuple[list[tuple[int, Inbound]], list[tuple[int, Inbound]]]:
+async def _split(session: AsyncSession, inbounds: Indexed) -> tuple[Indexed, Indexed]:
+    """(events that open a ticket for a conversation nobody has seen, all the others)."""
     if not inbounds:
         return [], []
-    channel = inbounds[0][1].channel
-    ids = list({i.external_id for _, i in inbounds})
-    existing = set(await session.scalars(select(Ticket.external_id).where(
-        Ticket.channel == channel, Ticket.external_id.in_(ids))))
-    fresh, slow, seen = [], [], set()
+    # A thread reference may join any conversation of its channel: keep such channels
+    # entirely on the ordered path.
+    threaded = {inbound.channel for _, inbound in inbounds if inbound.thread_refs}
+    by_channel: dict[str, set[str]] = defaultdict(set)
+    for _, inbound in inbounds:
+        if inbound.channel not in threaded:
+            by_channel[inbound.channel].add(inbound.external_id)
+    if not by_channel:
+        return [], inbounds
+    rows = await session.execute(select(Ticket.channel, Ticket.external_id).where(or_(*(
+        and_(Ticket.channel == channel, Ticket.external_id.in_(ids))
+        for channel, ids in by_channel.items()))))
+    existing = {(channel, external_id) for channel, external_id in rows}
+    fresh, slow = [], []
+    seen: set[tuple[str, str]] = set()
     for index, inbound in inbounds:
-        simple = (inbound.mode not in ("resolve", "acknowledge") and not inbound.thread_refs
-                  and inbound.channel == channel)
-        if simple and inbound.external_id not in existing and inbound.external_id not in seen:
+        key = (inbound.channel, inbound.external_id)
+        simple = inbound.mode not in ("resolve", "acknowledge") and key[0] not in threaded
+        if simple and key not in existing and key not in seen:
             fresh.append((index, inbound))
-            seen.add(inbound.external_id)
         else:
             slow.append((index, inbound))
+        seen.add(key)
     return fresh, slow
 
 
-async def _bulk_create(session: AsyncSession, fresh: list[tuple[int, Inbound]],
+async def _bulk_create(session: AsyncSession, fresh: Indexed,
                        config: IngestConfig) -> dict[int, Outcome]:
     refs = [inbound.customer for _, inbound in fresh]
     keys = {key for ref in refs for key in customers.identity_keys(ref)}
-    owner = {row.key: row.customer_id for row in await session.scalars(
-        select(CustomerIdentity).where(CustomerIdentity.key.in_(keys)))} if keys else {}
-    wanted = set(owner.values()) | {r.account_id for r in refs if r.account_id}
-    accounts = {a.id: a for a in await session.scalars(
-        select(CustomerAccount).where(CustomerAccount.id.in_(wanted)))} if wanted else {}
-    results: dict[int, Outcome] = {}
-    built, identities = [], []
+    ids = {ref.account_id for ref in refs if ref.account_id}
+    # One query: the accounts named by id, and those behind any identity, with the key.
+    found = await session.execute(
+        select(CustomerAccount, CustomerIdentity.key)
+        .outerjoin(CustomerIdentity, and_(CustomerIdentity.customer_id == CustomerAccount.id,
+                                          CustomerIdentity.key.in_(keys)))
+        .where(or_(CustomerIdentity.key.in_(keys), CustomerAccount.id.in_(ids))))
+    owner: dict[str, str] = {}
+    accounts: dict[str, CustomerAccount] = {}
+    for known_account, key in found:
+        accounts[known_account.id] = known_account
+        if key is not None:
+            owner[key] = known_account.id
+    new_accounts: list[CustomerAccount] = []
+    identities: list[CustomerIdentity] = []
+    # Many events of one call come from the same few senders: one Customer each.
+    known: dict[tuple[str | None, ...], tuple[Customer, dict[str, Any]]] = {}
+    built = []
     for index, inbound in fresh:
         ref = inbound.customer
         ref_keys = customers.identity_keys(ref)
@@ -85,19 +144,27 @@ async def _bulk_create(session: AsyncSession, fresh: list[tuple[int, Inbound]],
             if account.id in accounts:
                 account = accounts[account.id]
             else:
-                session.add(account)
+                new_accounts.append(account)
                 identities += customers.identities_of(account.id, ref_keys)
                 accounts[account.id] = account
             for key in ref_keys:
                 owner.setdefault(key, account.id)
-        customer = customers.customer_of(account, ref)
-        ticket, decision = service.build_ticket(inbound, customer, account.id, config)
-        built.append((index, inbound, ticket, decision))
-    await session.flush()  # accounts before the identities that reference them
-    session.add_all(identities)
-    session.add_all([ticket for _, _, ticket, _ in built])
-    await session.flush()
-    for index, inbound, ticket, decision in built:
-        service.announce_created(session, ticket, inbound, decision)
-        results[index] = Outcome(ticket, True)
+        sender = (account.id, ref.email, ref.name, ref.tier, ref.phone, ref.language)
+        if sender not in known:
+            customer = customers.customer_of(account, ref)
+            known[sender] = customer, customer.model_dump(mode="json")
+        customer, customer_data = known[sender]
+        row, decision = service.new_ticket(inbound, customer, account.id, config,
+                                           customer_data=customer_data)
+        built.append((index, inbound, row, decision, customer))
+    if new_accounts:
+        session.add_all(new_accounts)
+        await session.flush()  # accounts before the identities that reference them
+        session.add_all(identities)
+    # Core INSERT of plain rows: no ORM object per ticket, one multi-row statement.
+    await session.execute(insert(_TICKETS), [row for _, _, row, _, _ in built])
+    results: dict[int, Outcome] = {}
+    for index, inbound, row, decision, customer in built:
+        service.announce_created(session, row, inbound, decision, customer)
+        results[index] = Outcome(row["id"], True)
     return results

@@ -14,15 +14,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalator.ingest import batch, channels, email_in, idempotency, monitoring, service
 from escalator.ingest.config import IngestConfig
+from escalator.ingest.groupcommit import GroupCommit
 from escalator.ingest.inbound import Inbound
 from escalator.ingest.schemas import ApiChannelEvent, IngestResult
 from escalator.ingest.security import ChannelRoute
 from escalator.ingest.settings import IngestSettings
-from escalator.shared.app import SessionDep
+from escalator.shared.app import SessionDep, get_runtime
 from escalator.shared.problems import Problem
 
 router = APIRouter(prefix="/v1/channels", tags=["channels"], route_class=ChannelRoute)
@@ -47,14 +47,25 @@ def config_of(request: Request) -> IngestConfig:
     return config
 
 
-async def _submit(request: Request, session: AsyncSession, inbound: Inbound) -> JSONResponse:
-    replayed = await idempotency.replay(session, request)
-    if replayed is not None:
-        return replayed
-    outcome = await service.ingest(session, inbound, config_of(request))
-    ticket_id = outcome.ticket.id if outcome.ticket is not None else None
-    body = IngestResult(ticket_id=ticket_id, created=outcome.created).model_dump()
-    await idempotency.remember(session, request, 202, body)
+def _result(outcome: service.Outcome) -> dict[str, Any]:
+    return IngestResult(ticket_id=outcome.ticket_id, created=outcome.created).model_dump()
+
+
+async def _submit(request: Request, inbound: Inbound) -> JSONResponse:
+    """One event: with ``Idempotency-Key`` in a transaction of its own (the stored answer
+    commits with the ticket), otherwise grouped with concurrent requests (group commit)."""
+    if request.headers.get(idempotency.HEADER):
+        runtime = get_runtime(request)
+        async with runtime.sessionmaker() as session, session.begin():
+            replayed = await idempotency.replay(session, request)
+            if replayed is not None:
+                return replayed
+            body = _result(await service.ingest(session, inbound, config_of(request)))
+            await idempotency.remember(session, request, 202, body)
+    else:
+        intake: GroupCommit = request.app.state.runtime.extras["group_commit"]
+        body = _result(await intake.submit(inbound))
+    ticket_id = body["ticket_id"]
     headers = {"Location": f"/v1/tickets/{ticket_id}"} if ticket_id else {}
     return JSONResponse(body, status_code=202, headers=headers)
 
@@ -62,12 +73,11 @@ async def _submit(request: Request, session: AsyncSession, inbound: Inbound) -> 
 def _json_route(channel: str, summary: str) -> None:
     model, normalize = JSON_CHANNELS[channel]
 
-    async def submit(body: Any, request: Request, session: SessionDep) -> JSONResponse:
-        return await _submit(request, session, normalize(body))
+    async def submit(body: Any, request: Request) -> JSONResponse:
+        return await _submit(request, normalize(body))
 
     # Real objects, not the strings ``from __future__`` leaves, so FastAPI sees the model.
-    submit.__annotations__ = {"body": model, "request": Request, "session": SessionDep,
-                              "return": JSONResponse}
+    submit.__annotations__ = {"body": model, "request": Request, "return": JSONResponse}
     submit.__doc__ = summary
     router.add_api_route(f"/{channel}/events", submit, methods=["POST"], status_code=202,
                          response_model=IngestResult, summary=summary, responses=_RESPONSES,
@@ -95,7 +105,7 @@ _EMAIL_EXAMPLE = (
     openapi_extra={"requestBody": {"required": True, "content": {"message/rfc822": {
         "schema": {"type": "string", "format": "binary"}, "example": _EMAIL_EXAMPLE}}}},
 )
-async def submit_email(request: Request, session: SessionDep) -> JSONResponse:
+async def submit_email(request: Request) -> JSONResponse:
     """Threads by Message-ID / In-Reply-To / References; the recipient picks the department."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "message/rfc822":
@@ -105,7 +115,7 @@ async def submit_email(request: Request, session: SessionDep) -> JSONResponse:
     settings: IngestSettings = request.app.state.runtime.settings
     inbound = email_in.parse(await request.body(), departments=config_of(request).departments,
                              max_attachment_bytes=settings.max_attachment_bytes)
-    return await _submit(request, session, inbound)
+    return await _submit(request, inbound)
 
 
 class AlertResults(BaseModel):
@@ -123,7 +133,7 @@ async def submit_alertmanager(body: monitoring.AlertmanagerPayload, request: Req
     results = []
     for inbound in monitoring.alertmanager_inbound(body):
         outcome = await service.ingest(session, inbound, config_of(request))
-        results.append({"ticket_id": outcome.ticket.id if outcome.ticket else None,
+        results.append({"ticket_id": outcome.ticket_id,
                         "created": outcome.created})
     payload = {"tickets": results}
     await idempotency.remember(session, request, 202, payload)
@@ -152,7 +162,7 @@ async def submit_pagerduty(body: monitoring.PagerDutyEvent, request: Request,
     outcome = await service.ingest(session, inbound, config_of(request))
     return JSONResponse({"status": "success", "message": "Event processed",
                          "dedup_key": inbound.external_id.split(":", 1)[1],
-                         "ticket_id": outcome.ticket.id if outcome.ticket else None},
+                         "ticket_id": outcome.ticket_id},
                         status_code=202)
 
 
@@ -162,8 +172,7 @@ class BatchIn(BaseModel):
 
 @router.post("/{channel}/events:batch", summary="Submit up to 1,000 events of one channel; "
              "each is answered on its own and good ones are stored", responses=_RESPONSES)
-async def submit_batch(channel: str, body: BatchIn, request: Request,
-                       session: SessionDep) -> JSONResponse:
+async def submit_batch(channel: str, body: BatchIn, request: Request) -> JSONResponse:
     if channel not in JSON_CHANNELS:
         raise Problem(404, "Not Found", f"no batch form for channel {channel!r}; "
                       f"one of {', '.join(JSON_CHANNELS)}")
@@ -177,14 +186,15 @@ async def submit_batch(channel: str, body: BatchIn, request: Request,
             results[index] = {"index": index, "status": 422, "errors": [
                 {"field": ".".join(["body", "events", str(index), *map(str, e["loc"])]),
                  "message": e["msg"], "type": e["type"]} for e in exc.errors()]}
-    outcomes = await batch.ingest_many(session, valid, config_of(request))
+    outcomes = await batch.store_many(get_runtime(request).sessionmaker, valid,
+                                      config_of(request)) if valid else {}
     for index, outcome in outcomes.items():
         if isinstance(outcome, Problem):
             results[index] = {"index": index, "status": outcome.status,
                               "detail": outcome.detail}
         else:
             results[index] = {"index": index, "status": 202, "created": outcome.created,
-                              "ticket_id": outcome.ticket.id if outcome.ticket else None}
+                              "ticket_id": outcome.ticket_id}
     ordered = [results[i] for i in sorted(results)]
     accepted = sum(1 for r in ordered if r["status"] == 202)
     return JSONResponse({"accepted": accepted, "rejected": len(ordered) - accepted,

@@ -14,6 +14,7 @@ Every change emits its event in the caller's transaction, carrying the full snap
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -63,16 +64,27 @@ def customer_of(ticket: Ticket) -> Customer:
                     tier=ticket.customer_tier)
 
 
-def snapshot(model: type[T], ticket: Ticket, **extra: Any) -> T:
+#: Event fields that are ticket columns of the same name.
+_SAME = ("external_id", "channel", "subject", "description", "category", "created_at",
+         "updated_at", "severity_reason", "parent_id", "assignee_id")
+_READ = (*_SAME, "id", "severity", "status", "language", "executive")
+
+
+def snapshot(model: type[T], ticket: Ticket | Mapping[str, Any], *,
+             customer: Customer | None = None, **extra: Any) -> T:
+    """The event for ``ticket``: the row, or the column values of one about to be inserted
+    in bulk (then with ``customer``, the one it was built from, already validated)."""
+    if isinstance(ticket, Mapping):
+        row = ticket
+        assert customer is not None
+    else:
+        row = {name: getattr(ticket, name) for name in _READ}
+        customer = customer or customer_of(ticket)
     return model(
-        ticket_id=ticket.id, external_id=ticket.external_id, channel=ticket.channel,
-        subject=ticket.subject, description=ticket.description,
-        severity=Severity(ticket.severity), status=TicketStatus(ticket.status),
-        category=ticket.category, customer=customer_of(ticket),
-        created_at=ticket.created_at, updated_at=ticket.updated_at,
-        language=ticket.language or "en", executive=bool(ticket.executive),
-        severity_reason=ticket.severity_reason, parent_id=ticket.parent_id,
-        assignee_id=ticket.assignee_id, **extra,
+        ticket_id=row["id"], severity=Severity(row["severity"]),
+        status=TicketStatus(row["status"]), customer=customer,
+        language=row["language"] or "en", executive=bool(row["executive"]),
+        **{name: row.get(name) for name in _SAME}, **extra,
     )
 
 

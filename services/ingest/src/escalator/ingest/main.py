@@ -8,6 +8,7 @@ from pathlib import Path
 from escalator.ingest import config, customers
 from escalator.ingest.api import router
 from escalator.ingest.channels_api import router as channels_router
+from escalator.ingest.groupcommit import GroupCommit
 from escalator.ingest.handlers import handlers
 from escalator.ingest.metrics import count_open_tickets
 from escalator.ingest.settings import IngestSettings
@@ -22,6 +23,7 @@ async def load_on_startup(runtime: Runtime) -> None:
     """Validate the ``ingest:`` YAML section, then upsert its customers (one transaction)."""
     section = config.load(runtime.settings)
     runtime.extras["config"] = section
+    runtime.extras["group_commit"] = GroupCommit(runtime.sessionmaker, section)
     async with runtime.sessionmaker() as session, session.begin():
         for entry in section.customers:
             await customers.upsert(session, entry)

@@ -26,6 +26,12 @@ FIRST_RESPONSE = Histogram(
     buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200),
 )
 
+GROUP_COMMIT_EVENTS = Histogram(
+    "escalator_ingest_group_commit_messages",
+    "Single-event requests stored per group-commit transaction (1 = no concurrency).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 500),
+)
+
 
 async def count_open_tickets(session: AsyncSession) -> None:
     """Refresh ``escalator_open_tickets`` from the tickets table."""

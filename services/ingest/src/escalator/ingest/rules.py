@@ -105,6 +105,8 @@ BUILTIN_EFFECT: dict[str, tuple[Severity, bool]] = {
 
 def fold(text: str) -> str:
     """Lower-case without accents, whitespace collapsed: what keyword rules compare."""
+    if text.isascii():  # nothing to decompose: the same result, without a pass per character
+        return " ".join(text.lower().split())
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(bare.replace("ς", "σ").split())
@@ -115,7 +117,19 @@ def _pattern(phrase: str) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)" + re.escape(fold(phrase)) + r"(?!\w)")
 
 
+@lru_cache(maxsize=256)
+def _any_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(fold(phrase)) for phrase in phrases)
+    return re.compile(r"(?<!\w)(?:" + alternatives + r")(?!\w)")
+
+
 def find_phrase(folded: str, phrases: list[str]) -> str | None:
+    """The first of ``phrases`` (in list order) that ``folded`` contains as whole words.
+
+    One combined search answers the common case, no phrase at all, in a single scan.
+    """
+    if not phrases or not _any_pattern(tuple(phrases)).search(folded):
+        return None
     for phrase in phrases:
         if _pattern(phrase).search(folded):
             return phrase
@@ -144,9 +158,16 @@ class Decision:
     concerns: tuple[str, ...] = ()
 
 
+#: Every shipped phrase, to rule out the common text that raises no concern in one scan.
+_ALL_BUILTIN = tuple(p for by_language in BUILTIN.values() for phrases in by_language.values()
+                     for p in phrases)
+
+
 def builtin_concerns(folded: str) -> list[tuple[str, str, str]]:
     """Every shipped concern the text raises, as (concern, language, phrase)."""
-    found = []
+    found: list[tuple[str, str, str]] = []
+    if not _any_pattern(_ALL_BUILTIN).search(folded):
+        return found
     for concern, by_language in BUILTIN.items():
         for language, phrases in by_language.items():
             phrase = find_phrase(folded, phrases)

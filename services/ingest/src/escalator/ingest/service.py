@@ -11,7 +11,9 @@ A follow-up on a *closed* conversation opens a new ticket: closed is final.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +24,7 @@ from escalator.ingest.config import IngestConfig
 from escalator.ingest.inbound import Escalation, Inbound
 from escalator.ingest.lifecycle import SOURCE, emit_snapshot, snapshot
 from escalator.ingest.models import ThreadKey, Ticket
+from escalator.shared.db import on_commit
 from escalator.shared.events import (
     Customer,
     TicketCreated,
@@ -37,7 +40,7 @@ __all__ = ["Outcome", "ingest", "snapshot"]
 
 @dataclass(frozen=True)
 class Outcome:
-    ticket: Ticket | None
+    ticket_id: str | None
     created: bool
 
 
@@ -46,7 +49,7 @@ async def ingest(session: AsyncSession, inbound: Inbound, config: IngestConfig) 
     existing = await find_conversation(session, inbound)
     if existing is not None and existing.state == "closed":
         if inbound.mode in ("resolve", "acknowledge"):
-            return Outcome(existing, False)
+            return Outcome(existing.id, False)
         inbound.external_id = f"{inbound.external_id}#{uuid.uuid4().hex[:8]}"
         existing = None
     if existing is None:
@@ -54,12 +57,12 @@ async def ingest(session: AsyncSession, inbound: Inbound, config: IngestConfig) 
             return Outcome(None, False)  # nothing open for this alert: nothing to do
         ticket = await _create(session, inbound, config)
         if ticket is not None:
-            return Outcome(ticket, True)
+            return Outcome(ticket.id, True)
         existing = await find_conversation(session, inbound)  # lost a race to a twin
         assert existing is not None
     await _follow_up(session, existing, inbound, config)
     await _remember_refs(session, existing, inbound)
-    return Outcome(existing, False)
+    return Outcome(existing.id, False)
 
 
 async def find_conversation(session: AsyncSession, inbound: Inbound) -> Ticket | None:
@@ -82,44 +85,54 @@ def _decide(inbound: Inbound, config: IngestConfig, tier: str) -> rules.Decision
                         default=config.default_severity, builtin=config.builtin_keywords)
 
 
-def build_ticket(inbound: Inbound, customer: Customer, account_id: str,
-                 config: IngestConfig) -> tuple[Ticket, rules.Decision]:
-    """The new ticket for ``inbound``, not yet added to any session."""
+def new_ticket(inbound: Inbound, customer: Customer, account_id: str, config: IngestConfig,
+               *, customer_data: dict[str, Any] | None = None,
+               ) -> tuple[dict[str, Any], rules.Decision]:
+    """The column values of the new ticket for ``inbound`` (a row for a bulk INSERT,
+    or the arguments of ``Ticket``); ``customer_data``: ``customer`` dumped, if at hand."""
     decision = _decide(inbound, config, customer.tier)
     language = (inbound.language or customer.language or decision.language
                 or rules.detect_language(inbound.description) or "en")
     now = utcnow()
-    ticket = Ticket(
-        id=str(uuid.uuid4()), channel=inbound.channel, external_id=inbound.external_id,
-        subject=inbound.subject, description=inbound.description,
-        severity=decision.severity.value, severity_reason=decision.reason,
-        status=TicketStatus.open.value, state="new",
-        category=decision.category or inbound.department, department=inbound.department,
-        customer_email=str(customer.email), customer_name=customer.name,
-        customer_tier=customer.tier, customer_account_id=account_id,
-        customer_data=customer.model_dump(mode="json"), language=language[:20],
-        executive=decision.executive, details=inbound.details or None,
-        created_at=now, updated_at=now, reopen_count=0,
-    )
-    return ticket, decision
+    return {
+        "id": str(uuid.uuid4()), "channel": inbound.channel, "external_id": inbound.external_id,
+        "subject": inbound.subject, "description": inbound.description,
+        "severity": decision.severity.value, "severity_reason": decision.reason,
+        "status": TicketStatus.open.value, "state": "new",
+        "category": decision.category or inbound.department, "department": inbound.department,
+        "customer_email": str(customer.email), "customer_name": customer.name,
+        "customer_tier": customer.tier, "customer_account_id": account_id,
+        "customer_data": customer_data or customer.model_dump(mode="json"),
+        "language": language[:20],
+        "executive": decision.executive, "details": inbound.details or None,
+        "created_at": now, "updated_at": now, "reopen_count": 0,
+    }, decision
 
 
-def announce_created(session: AsyncSession, ticket: Ticket, inbound: Inbound,
-                     decision: rules.Decision) -> None:
-    """The events of a new ticket: created, then any escalation it asks for."""
-    emit(session, snapshot(TicketCreated, ticket), source=SOURCE, time=ticket.created_at)
-    metrics.TICKETS_CREATED.labels(inbound.channel, ticket.severity).inc()
+def announce_created(session: AsyncSession, ticket: Ticket | Mapping[str, Any],
+                     inbound: Inbound,
+                     decision: rules.Decision, customer: Customer) -> None:
+    """The events of a new ticket: created, then any escalation it asks for.
+
+    ``customer`` is the one the ticket was built from, so it is not validated again.
+    """
+    created = snapshot(TicketCreated, ticket, customer=customer)
+    emit(session, created, source=SOURCE, time=created.created_at)
+    counter = metrics.TICKETS_CREATED.labels(inbound.channel, created.severity.value)
+    on_commit(session, counter.inc)
     if decision.executive:
         concern = next((c for c in decision.concerns if c in ("cancellation", "legal")), None)
         _request(session, ticket, Escalation("executive", "rules",
-                                             f"{concern or 'rule'}: {decision.reason}"))
+                                             f"{concern or 'rule'}: {decision.reason}"),
+                 customer)
     if inbound.escalation is not None:
-        _request(session, ticket, inbound.escalation)
+        _request(session, ticket, inbound.escalation, customer)
 
 
 async def _create(session: AsyncSession, inbound: Inbound, config: IngestConfig) -> Ticket | None:
     customer, account_id = await customers.resolve(session, inbound.customer)
-    ticket, decision = build_ticket(inbound, customer, account_id, config)
+    values, decision = new_ticket(inbound, customer, account_id, config)
+    ticket = Ticket(**values)
     fresh_refs = await _unknown_refs(session, inbound)
     try:
         async with session.begin_nested():
@@ -129,13 +142,14 @@ async def _create(session: AsyncSession, inbound: Inbound, config: IngestConfig)
                 session.add(ThreadKey(channel=inbound.channel, key=ref, ticket_id=ticket.id))
     except IntegrityError:
         return None
-    announce_created(session, ticket, inbound, decision)
+    announce_created(session, ticket, inbound, decision, customer)
     return ticket
 
 
-def _request(session: AsyncSession, ticket: Ticket, escalation: Escalation) -> None:
-    emit(session, snapshot(TicketEscalationRequested, ticket, kind=escalation.kind,
-                           requested_by=escalation.requested_by,
+def _request(session: AsyncSession, ticket: Ticket | Mapping[str, Any], escalation: Escalation,
+             customer: Customer | None = None) -> None:
+    emit(session, snapshot(TicketEscalationRequested, ticket, customer=customer,
+                           kind=escalation.kind, requested_by=escalation.requested_by,
                            reason=escalation.reason[:1000]), source=SOURCE)
 
 

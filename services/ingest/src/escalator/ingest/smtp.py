@@ -49,7 +49,7 @@ class IngestHandler:
                 outcome = await service.ingest(db, inbound, self.config)
         except Problem as exc:
             return f"554 5.6.0 {exc.detail or exc.title}"[:500]
-        ticket = outcome.ticket.id if outcome.ticket else "none"
+        ticket = outcome.ticket_id or "none"
         return f"250 OK ticket {ticket}"
 
 
