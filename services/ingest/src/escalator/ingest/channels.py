@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from escalator.ingest.inbound import CustomerRef, Escalation, Inbound
-from escalator.ingest.schemas import ApiChannelEvent
+from escalator.ingest.schemas import AccountId, ApiChannelEvent, Phone
 from escalator.ingest.textutil import clean
 from escalator.shared.events import Severity
 
@@ -25,7 +25,6 @@ def _s(max_length: int, min_length: int = 1) -> Any:
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Name = Short
 Body = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100_000)]
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{5,30}$")]
 
 
 class _Form(BaseModel):
@@ -57,7 +56,7 @@ class PortalSubmission(_Form):
 
     submission_id: Short = Field(description="The conversation id on the portal; a reply "
                                  "on the same case repeats it")
-    account_id: Short | None = None
+    account_id: AccountId | None = None
     email: EmailStr
     name: Name
     category: _s(100) | None = None  # type: ignore[valid-type]
@@ -91,7 +90,7 @@ class ChatLine(_Form):
 class ChatVisitor(_Form):
     name: Name
     email: EmailStr | None = None
-    account_id: Short | None = None
+    account_id: AccountId | None = None
     phone: Phone | None = None
 
 
@@ -162,7 +161,7 @@ class PhoneCall(_Form):
                                    "call continues (a callback)")
     caller_number: Phone
     caller_name: Name | None = None
-    account_id: Short | None = None
+    account_id: AccountId | None = None
     agent: Short | None = None
     queue: Short | None = None
     ivr_path: list[_s(100)] = Field(default=[], max_length=50)  # type: ignore[valid-type]

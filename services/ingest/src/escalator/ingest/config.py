@@ -12,10 +12,10 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from escalator.ingest.rules import Rule
+from escalator.ingest.schemas import AccountId
 from escalator.shared.events import Contact, Severity
 
-Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100,
-                                      pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+Id = AccountId
 
 
 class CustomerConfig(BaseModel):

@@ -14,6 +14,21 @@ TicketState = Literal["new", "assigned", "acknowledged", "waiting_on_customer", 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
+#: Account ids become directory keys and URL path segments, so every way in (YAML, REST,
+#: channel events naming an unknown account) accepts the same safe shape.
+AccountId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                             max_length=100,
+                                             pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+
+
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{5,30}$")]
+
+
+class ApiCustomer(Customer):
+    account_id: AccountId | None = None
+    phone: Phone | None = None
+
+
 class ApiChannelEvent(BaseModel):
     """The generic JSON form: what a script or an integration posts."""
 
@@ -46,7 +61,7 @@ class ApiChannelEvent(BaseModel):
     severity: Severity
     category: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                                max_length=100)] | None = None
-    customer: Customer
+    customer: ApiCustomer
 
 
 class IngestResult(BaseModel):
