@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat uv.lock pyproject.toml shared/pyproject.
 PYTEST_WORKERS ?= 4
 
 .DEFAULT_GOAL := help
-.PHONY: help install run demo test lint fmt clean bench
+.PHONY: help install run demo test lint fmt clean bench chaos
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -50,3 +50,7 @@ clean: ## Remove the virtualenv and local data
 bench: install ## Benchmarks on PostgreSQL and the local broker; prints a table
 	bash scripts/ensure-postgres.sh
 	$(PY) -m bench $(SECTIONS)
+
+chaos: install ## Faults under load (kill -9, broker freeze, PostgreSQL restart, ...), then check every invariant
+	bash scripts/ensure-postgres.sh
+	$(PY) -m scripts.chaos

@@ -192,3 +192,18 @@ async def test_one_batch_mixing_good_duplicate_and_poison_applies_each_good_even
                 select(func.count()).select_from(outbox).where(outbox.c.topic == "dlq")) == 2
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("sqlstate", ["57P01", "57P03", "08006", "40P01"])
+def test_a_restarting_database_is_an_infrastructure_error(sqlstate: str) -> None:
+    """A PostgreSQL restart must retry the batch, not crash the consumer (make chaos)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from escalator.shared.consumer import is_infrastructure_error
+
+    class Orig(Exception):
+        pass
+
+    orig = Orig("the database system is shutting down")
+    orig.sqlstate = sqlstate  # type: ignore[attr-defined]
+    assert is_infrastructure_error(DBAPIError("SELECT 1", None, orig))

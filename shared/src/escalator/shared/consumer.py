@@ -92,8 +92,10 @@ class Handlers:
         return handled
 
 
-#: PostgreSQL deadlock and serialization failure: a retry of the whole transaction works.
-_TRANSIENT_SQLSTATES = {"40P01", "40001"}
+#: PostgreSQL states where a retry of the whole transaction works: deadlock and
+#: serialization failure, and the server shutting down, starting up or restarting
+#: (operator intervention, class 57P). Class 08 (connection exceptions) too, below.
+_TRANSIENT_SQLSTATES = {"40P01", "40001", "57P01", "57P02", "57P03"}
 
 
 def is_infrastructure_error(exc: BaseException) -> bool:
@@ -109,6 +111,7 @@ def is_infrastructure_error(exc: BaseException) -> bool:
         return (
             exc.connection_invalidated
             or sqlstate in _TRANSIENT_SQLSTATES
+            or str(sqlstate or "").startswith("08")
             or type(exc).__name__ in {"OperationalError", "InterfaceError"}
         )
     return isinstance(exc, OSError | ConnectionError | TimeoutError)

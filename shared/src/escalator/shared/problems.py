@@ -96,6 +96,17 @@ async def _problem(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    from escalator.shared.consumer import is_infrastructure_error
+
+    if is_infrastructure_error(exc):
+        # The database restarting is not the client's fault nor a bug: tell it to retry
+        # (the transaction rolled back, so the retry cannot apply anything twice).
+        log.warning("dependency unavailable on %s %s: %s", request.method, request.url.path,
+                    type(exc).__name__)
+        response = problem_response(request, 503, "Service Unavailable",
+                                    "A dependency is unavailable; retry shortly.")
+        response.headers["Retry-After"] = "1"
+        return response
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(request, 500, "Internal Server Error",
                             "The error was logged with this request id.")
