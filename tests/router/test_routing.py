@@ -22,7 +22,7 @@ from tests.router.factories import (
     updated,
     write_config,
 )
-from tests.support import Env, RunningService, read_topic, running, wait_until
+from tests.support import Env, RunningService, free_port, read_topic, running, wait_until
 
 
 async def test_least_loaded_available_agent_with_capacity(env: Env, tmp_path: Path) -> None:
@@ -140,3 +140,26 @@ async def test_breach_escalates_and_reassigns_then_stays_at_top(env: Env, tmp_pa
                          message="ghost breach processed")
         assert (await svc.client.get("/v1/assignments/ghost")).status_code == 404
         assert await outbox_types(svc, "ghost") == []
+
+
+async def test_a_roster_change_on_one_replica_steers_the_next_decision_on_another(
+    pg_env: Env, tmp_path: Path
+) -> None:
+    """Each replica caches the roster; the config version row must make a change made
+    through any replica's REST apply to the very next decision everywhere."""
+    env = pg_env
+    settings = env.settings(RouterSettings, config_file=write_config(tmp_path, TWO_LEVELS))
+    async with running(SPEC, settings) as first:
+        await send(env, created("warm"))
+        assert (await assignment_when(first, "warm"))["assignee"]["agent_id"] == "a1"
+        # Another replica (its own port; its consumer races the first one, which is fine:
+        # whichever decides must see the change).
+        other = settings.model_copy(update={"port": free_port()})
+        async with running(SPEC, other) as second:
+            change = await second.client.put("/v1/agents/a2", json={
+                "name": "Cem", "email": "cem@desk.example", "team": "l1", "available": False})
+            assert change.status_code == 200, change.text
+            # Least-loaded would pick a2 (0 open) over a1 (1 open) without the change.
+            await send(env, created("after-change"))
+            decided = await assignment_when(first, "after-change")
+        assert decided["assignee"]["agent_id"] == "a1", decided
