@@ -211,25 +211,47 @@ async def _finish(task: asyncio.Task[None], timeout: float) -> None:
 
 
 def _install_request_middleware(app: FastAPI, service: str) -> None:
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Any) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        request.state.request_id = request_id
+    app.add_middleware(_Observe)
+
+
+class _Observe:
+    """Request id, log context and HTTP metrics for every request, as plain ASGI.
+
+    Starlette's ``@app.middleware("http")`` (BaseHTTPMiddleware) runs every request in
+    a task group of its own and wraps each ``receive``; profiling ingest showed that
+    costing more CPU per request than the no-op endpoint does in all.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = next((value.decode("latin-1") for name, value in scope["headers"]
+                           if name == b"x-request-id"), None) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
+
+        async def send_with_id(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-request-id", request_id.encode("latin-1"))]
+            await send(message)
+
         with log_context(request_id=request_id):
             try:
-                response: Response = await call_next(request)
-                status = response.status_code
+                await self.app(scope, receive, send_with_id)
             finally:
-                route = request.scope.get("route")
-                template = getattr(route, "path", "unmatched")
-                metrics.HTTP_REQUESTS.labels(request.method, template, str(status)).inc()
-                metrics.HTTP_LATENCY.labels(request.method, template).observe(
+                template = getattr(scope.get("route"), "path", "unmatched")
+                metrics.HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
+                metrics.HTTP_LATENCY.labels(scope["method"], template).observe(
                     time.perf_counter() - started
                 )
-        response.headers["X-Request-ID"] = request_id
-        return response
 
 
 def _install_operational_routes(app: FastAPI, settings: ServiceSettings) -> None:
