@@ -185,6 +185,21 @@ class Chaos:
             await sink_task
             self.broker.stop()
             self.log.close()
+            await self._drop_schemas()
+
+    async def _drop_schemas(self) -> None:
+        """Leave the shared cluster as we found it (the verdict is already taken)."""
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine(PG_URL)
+        try:
+            async with engine.begin() as conn:
+                for name in SERVICES:
+                    schema = self.stack.per_service[name]["ESCALATOR_DB_SCHEMA"]
+                    await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        finally:
+            await engine.dispose()
 
     async def _load(self) -> None:
         interval = self.plan.seconds / self.plan.events
