@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from escalator.shared.db import make_engine, make_sessionmaker, outbox
 from escalator.shared.events import utcnow
 from escalator.shared.migrations import upgrade
+from escalator.shared.outbox import Relay
 from escalator.sla_timer import service
 from escalator.sla_timer.calendars import ALWAYS
 from escalator.sla_timer.main import SPEC
@@ -31,11 +32,10 @@ class Database:
     settings: SlaTimerSettings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    relay_wakes: list[None]
+    relay: Relay
 
     def loop(self) -> TimerLoop:
-        return TimerLoop(self.settings, self.sessionmaker,
-                         wake_relay=lambda: self.relay_wakes.append(None))
+        return TimerLoop(self.settings, self.sessionmaker)
 
 
 @contextlib.asynccontextmanager
@@ -44,7 +44,10 @@ async def database(env: Env) -> AsyncIterator[Database]:
     engine = make_engine(settings)
     await upgrade(engine, settings, SPEC.migrations)
     try:
-        yield Database(settings, engine, make_sessionmaker(engine), [])
+        sessionmaker = make_sessionmaker(engine)
+        relay = Relay(settings, sessionmaker)
+        relay.install_commit_hook()
+        yield Database(settings, engine, sessionmaker, relay)
     finally:
         await engine.dispose()
 
@@ -119,7 +122,7 @@ async def test_due_clocks_fire_once_each_in_batches(db: Database) -> None:
         assert events.pop(f"{clock_id}:warning") == 1
     assert events == {}
     assert clocks[future[0]].version == 1 and clocks[future[0]].status == "running"
-    assert db.relay_wakes  # the outbox rows bypass the ORM hook that wakes the relay
+    assert db.relay._wake.is_set()  # the bulk outbox insert wakes the relay on commit
 
 
 async def test_replicas_split_a_burst_without_firing_one_twice(pg_db: Database) -> None:
@@ -127,7 +130,7 @@ async def test_replicas_split_a_burst_without_firing_one_twice(pg_db: Database) 
     ids = await add_clocks(db, 40, started=utcnow() - timedelta(seconds=10), target=1.0)
     other = make_engine(db.settings)  # a second replica: its own connections
     try:
-        replica = TimerLoop(db.settings, make_sessionmaker(other), wake_relay=lambda: None)
+        replica = TimerLoop(db.settings, make_sessionmaker(other))
         batches = await fire_until_idle(db.loop(), replica, db.loop(), replica)
     finally:
         await other.dispose()

@@ -19,8 +19,7 @@ async def start(runtime: Runtime) -> None:
     config = load_section(settings.config_file, "sla", SlaConfig)
     async with runtime.sessionmaker() as session, session.begin():
         await upsert_policies(session, config)
-    runtime.extras[TIMERS] = TimerLoop(settings, runtime.sessionmaker,
-                                       wake_relay=runtime.relay.wake)
+    runtime.extras[TIMERS] = TimerLoop(settings, runtime.sessionmaker)
 
 
 async def timer_loop(runtime: Runtime) -> None:

@@ -24,16 +24,15 @@ import dataclasses
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, func, insert, select, update
+from sqlalchemy import Select, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from escalator.shared.consumer import is_infrastructure_error
-from escalator.shared.db import outbox
 from escalator.shared.events import CloudEvent, utcnow
+from escalator.shared.outbox import publish_many
 from escalator.sla_timer import metrics, service
 from escalator.sla_timer.models import Clock, ClockStatus
 from escalator.sla_timer.settings import SlaTimerSettings
@@ -61,14 +60,10 @@ def due_clocks(limit: int, *, now: datetime, lock: bool) -> Select[Any]:
 
 class TimerLoop:
     def __init__(
-        self, settings: SlaTimerSettings, sessionmaker: async_sessionmaker[AsyncSession], *,
-        wake_relay: Callable[[], None],
+        self, settings: SlaTimerSettings, sessionmaker: async_sessionmaker[AsyncSession]
     ) -> None:
         self._settings = settings
         self._sessionmaker = sessionmaker
-        #: The outbox rows go in with one Core insert, which the relay's commit hook
-        #: (made for ``emit``'s ORM rows) does not see: the loop wakes the relay itself.
-        self._wake_relay = wake_relay
         postgresql = sessionmaker.kw["bind"].dialect.name == "postgresql"
         self._lanes = BURST_LANES if postgresql else 1
         self._wake = asyncio.Event()
@@ -141,13 +136,8 @@ class TimerLoop:
                     events.append(CloudEvent.wrap(data, source=service.SOURCE, time=now,
                                                   event_id=event_id))
             await _write_back(session, changed)
-            if events:
-                await session.execute(insert(outbox), [{
-                    "event_id": event.id, "topic": event.topic, "key": event.subject,
-                    "event_type": event.type, "payload": event.model_dump_json(),
-                    "created_at": now} for event in events])
+            await publish_many(session, events)
         if events:
-            self._wake_relay()
             service.count(event.data for event in events)
         return len(rows)
 
