@@ -225,6 +225,8 @@ class ConsumerRunner:
                     # commit, and the inbox turns that into a no-op.
                     continue
                 await self._commit(consumer, tp, records[-1].offset + 1)
+                if tp not in consumer.assignment():
+                    continue  # revoked during the commit: its lag is the new owner's to report
                 high = consumer.highwater(tp)
                 if high is not None:
                     metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
