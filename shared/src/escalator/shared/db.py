@@ -168,6 +168,18 @@ def on_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     session.sync_session.info.setdefault(_ON_COMMIT, []).append(callback)
 
 
+async def read_snapshot(session: AsyncSession) -> None:
+    """Make the rest of ``session``'s transaction read one snapshot (PostgreSQL).
+
+    Under READ COMMITTED each statement sees its own snapshot, so a view assembled from
+    several reads (a row and its history) can mix two commits. Call this before the
+    transaction's first statement. SQLite needs nothing: a transaction there already
+    reads one snapshot.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
 async def session_scope(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:

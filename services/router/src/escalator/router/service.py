@@ -27,7 +27,7 @@ from escalator.router.catalog import Catalog, PathInfo, catalog, current, reload
 from escalator.router.models import Agent, Assignment, AssignmentHistory
 from escalator.router.roster import Ask, Pick, holder
 from escalator.router.slots import Stale, note_load, pick
-from escalator.shared.db import on_commit
+from escalator.shared.db import on_commit, read_snapshot
 from escalator.shared.events import (
     EscalationKind,
     Severity,
@@ -313,10 +313,11 @@ async def update_severity(session: AsyncSession, ticket_id: str, severity: Sever
 async def assignment_view(
     session: AsyncSession, ticket_id: str
 ) -> tuple[Assignment, PathInfo, Agent | None, list[AssignmentHistory]]:
-    """A ticket's assignment with what the API shows beside it; 404 when never routed."""
-    # Assignment first: each statement sees its own snapshot (READ COMMITTED), so the
-    # history read after it already holds the move that put the ticket where it is; the
-    # other order could show a level its history does not explain yet.
+    """A ticket's assignment with what the API shows beside it; 404 when never routed.
+
+    Read in one snapshot, so the holder shown is the one the history beside it ends with.
+    """
+    await read_snapshot(session)
     assignment = await get_assignment(session, ticket_id)
     if assignment is None:
         raise Problem(404, "Not Found", f"no assignment for ticket {ticket_id}")
