@@ -124,3 +124,38 @@ async def test_restart_fires_overdue_breach_exactly_once(env: Env, tmp_path: Pat
         state = await clock(svc, ticket_id)
         assert state is not None and state["status"] == "breached"
         assert len(await sla_events(env, 2, timeout=1.0)) == 1
+
+
+async def test_after_downtime_the_backlog_is_read_before_anything_breaches(
+    env: Env, tmp_path: Path
+) -> None:
+    """Acknowledgements that arrived while the service was down were made in time: once
+    it is back, they are read before the overdue timers fire, so only the ticket nobody
+    answered breaches. Without the read horizon the timer loop, which starts before the
+    consumer has joined its group, would breach both."""
+    config = policy_file(tmp_path, {"id": "fast", "first_response": "PT2S"})
+    service_settings = settings(env, config)
+    answered, ignored = new_ticket_id(), new_ticket_id()
+    async with serving(env, service_settings) as svc:
+        created = await send(env, TicketCreated, answered)
+        await send(env, TicketCreated, ignored)
+        for ticket_id in (answered, ignored):
+            assert await wait_until(lambda t=ticket_id: clock(svc, t), message="no clock")
+    # Down: the acknowledgement, made within the target, waits in the topic.
+    await send(env, TicketAcknowledged, answered, at=created.time + timedelta(seconds=1))
+    due = created.time + timedelta(seconds=2)
+    await wait_until(lambda: utcnow() >= due + timedelta(seconds=1), timeout=10,
+                     message="deadline")
+
+    async with serving(env, service_settings, consumer_ready=False) as svc:
+        (breach,) = await sla_events(env, 1)
+        assert breach["subject"] == ignored and breach["type"] == "sla.breached"
+        met = await wait_until(lambda: _status(svc, answered, "met"), timeout=30,
+                               message="the acknowledgement was never read")
+        assert met["met_at"] is not None and met["met_after_breach"] is False
+        assert len(await sla_events(env, 2, timeout=2.0)) == 1
+
+
+async def _status(svc: Any, ticket_id: str, status: str) -> dict[str, Any] | None:
+    state = await clock(svc, ticket_id)
+    return state if state is not None and state["status"] == status else None

@@ -72,6 +72,9 @@ class ServiceSpec:
     on_startup: Worker | None = None
     #: Long-running tasks besides the relay and the consumer (timers, dispatchers).
     workers: list[Worker] = field(default_factory=list)
+    #: Record how far the consumer has read (``escalator.shared.progress``), for services
+    #: that act on time; their migrations create the ``consumer_progress`` table.
+    record_progress: bool = False
 
 
 _RUNTIME = "escalator.runtime"
@@ -123,7 +126,8 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         prune_task = _supervised(prune_forever(settings, sessionmaker), "bus pruning")
         runner_task = None
         if spec.handlers is not None:
-            runtime.runner = ConsumerRunner(settings, sessionmaker, spec.handlers)
+            runtime.runner = ConsumerRunner(settings, sessionmaker, spec.handlers,
+                                            record_progress=spec.record_progress)
             runner_task = _supervised(runtime.runner.run(), "consumer")
         workers = [_supervised(worker(runtime), worker.__name__) for worker in spec.workers]
         log.info("%s serving on %s:%d", spec.name, settings.host, settings.port)

@@ -15,6 +15,10 @@ partition's offsets committed.
 Infrastructure failures (database or connection errors) are not the message's fault:
 the batch is retried with backoff until it succeeds or the service stops, and nothing
 is dead-lettered for them.
+
+Services that act on time (``record_progress``) also get, after each round, how far
+every partition has been read (``escalator.shared.progress``), so they do not act on a
+picture the unread backlog would change.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from escalator.shared import metrics
+from escalator.shared import metrics, progress
 from escalator.shared.db import inbox
 from escalator.shared.events import ALL_TOPICS, DLQ, CloudEvent, EventData, parse_event, utcnow
 from escalator.shared.logs import log_context
@@ -142,6 +146,7 @@ class ConsumerRunner:
         handlers: Handlers,
         *,
         topics: Iterable[str] | None = None,
+        record_progress: bool = False,
     ) -> None:
         self._settings = settings
         self._sessionmaker = sessionmaker
@@ -150,7 +155,17 @@ class ConsumerRunner:
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._closing: asyncio.Future[None] | None = None
+        self._record_progress = record_progress
+        self._last_stamp: dict[TopicPartition, int] = {}
+        self._progress_written = 0.0
+        #: Called after each progress write, e.g. to wake a timer loop held by the horizon.
+        self.on_progress: list[Callable[[], None]] = []
         self.connected = False
+
+    @property
+    def topics(self) -> list[str]:
+        """The physical topic names this runner reads (the prefix applied)."""
+        return [self._settings.topic(t) for t in self._topics]
 
     def stop(self) -> None:
         """Ask the runner to finish its batch, commit, and leave the group."""
@@ -169,8 +184,7 @@ class ConsumerRunner:
                 session_timeout_ms=self._settings.consumer_session_timeout_ms,
                 heartbeat_interval_ms=max(self._settings.consumer_session_timeout_ms // 5, 500),
             )
-            consumer.subscribe([self._settings.topic(t) for t in self._topics],
-                               listener=_ForgetRevokedLag())
+            consumer.subscribe(self.topics, listener=_ForgetRevokedLag())
             try:
                 # Joining a group can take seconds (brokers delay the first rebalance);
                 # a shutdown must not wait for it.
@@ -220,6 +234,7 @@ class ConsumerRunner:
             for tp, records in batches.items():
                 if not await self._apply_batch(tp, records):
                     return  # stopping while the database is away: leave uncommitted
+                self._last_stamp[tp] = records[-1].timestamp
                 if tp not in consumer.assignment():
                     # Revoked while we applied it: the new owner redelivers from the last
                     # commit, and the inbox turns that into a no-op.
@@ -232,6 +247,42 @@ class ConsumerRunner:
                     metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
                         max(high - records[-1].offset - 1, 0)
                     )
+            if self._record_progress and (
+                not batches or time.monotonic() - self._progress_written
+                >= progress.PROGRESS_INTERVAL
+            ):
+                await self._write_progress(consumer)
+
+    async def _write_progress(self, consumer: AIOKafkaConsumer) -> None:
+        """Record how far each assigned partition has been read (after its commits)."""
+        read: dict[progress.Partition, Any] = {}
+        for tp in consumer.assignment():
+            key = (tp.topic, tp.partition)
+            high, polled = consumer.highwater(tp), consumer.last_poll_timestamp(tp)
+            if high is None or not polled:
+                read[key] = None  # not fetched yet: nothing is known about it
+                continue
+            try:
+                position = await consumer.position(tp)  # known once fetched: no wait
+            except IllegalStateError:
+                continue  # revoked meanwhile: its new owner reports it
+            if position >= high:
+                read[key] = progress.from_millis(polled)
+            elif tp in self._last_stamp:
+                read[key] = progress.from_millis(self._last_stamp[tp])
+            else:
+                read[key] = None
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                await progress.record(session, read)
+        except Exception as exc:
+            if not is_infrastructure_error(exc):
+                raise
+            log.warning("cannot record consumer progress (%s); will retry", exc)
+            return
+        self._progress_written = time.monotonic()
+        for callback in self.on_progress:
+            callback()
 
     async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
         try:

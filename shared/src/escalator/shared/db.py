@@ -100,6 +100,21 @@ inbox = Table(
 )
 
 
+#: How far each consumed partition has been read, in time (``escalator.shared.progress``).
+#: Only services that act on time (timers, senders) have it: their own metadata and
+#: migrations include ``progress_metadata``.
+progress_metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+consumer_progress = Table(
+    "consumer_progress",
+    progress_metadata,
+    Column("topic", String(200), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("read_through", UTCDateTime, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
 def make_engine(settings: ServiceSettings) -> AsyncEngine:
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":

@@ -65,14 +65,15 @@ async def upgrade(
         await conn.run_sync(_run)
 
 
-def run_env(target_metadata: MetaData) -> None:
-    """Body of every service's ``migrations/env.py``."""
+def run_env(target_metadata: MetaData, *extra: MetaData) -> None:
+    """Body of every service's ``migrations/env.py``; ``extra`` names optional shared
+    tables the service has (``progress_metadata``)."""
     connection: Connection | None = context.config.attributes.get("connection")
     if connection is None:
         raise RuntimeError("run migrations with `escalator-<service> migrate`")
     context.configure(
         connection=connection,
-        target_metadata=[target_metadata, bus_metadata],
+        target_metadata=[target_metadata, bus_metadata, *extra],
         compare_type=True,
         render_as_batch=connection.dialect.name == "sqlite",
     )
@@ -107,4 +108,16 @@ def create_bus_tables() -> None:
         sa.Column("topic", sa.String(200), nullable=False),
         sa.Column("processed_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("event_id", name="pk_inbox"),
+    )
+
+
+def create_progress_table() -> None:
+    """``consumer_progress`` (``escalator.shared.progress``), for services acting on time."""
+    op.create_table(
+        "consumer_progress",
+        sa.Column("topic", sa.String(200), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("read_through", UTCDateTime(), nullable=True),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("topic", "partition", name="pk_consumer_progress"),
     )

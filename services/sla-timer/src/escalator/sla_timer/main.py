@@ -24,6 +24,8 @@ async def start(runtime: Runtime) -> None:
 
 async def timer_loop(runtime: Runtime) -> None:
     timers: TimerLoop = runtime.extras[TIMERS]
+    if runtime.runner is not None:
+        timers.follow(runtime.runner)
     await timers.run()
 
 
@@ -41,6 +43,7 @@ SPEC = ServiceSpec(
     handlers=handlers,
     on_startup=start,
     workers=[timer_loop, timer_watch],
+    record_progress=True,
 )
 
 

@@ -27,3 +27,8 @@ PENDING_TIMERS = Gauge(
     "escalator_sla_pending_timers",
     "Running clocks with a timer still to fire (paused and finished clocks excluded).",
 )
+READ_HORIZON_LAG = Gauge(
+    "escalator_sla_read_horizon_lag_seconds",
+    "How far behind the present the consumer has read every partition: timers due after "
+    "the horizon wait for it (an acknowledgement made in time may still be unread).",
+)

@@ -14,6 +14,13 @@ way), one writes every fired clock back (executemany), and one inserts the batch
 outbox rows. The fired state and the outbox rows commit together: a crash before the
 commit leaves the clocks due (they fire after restart, or on another replica, since a
 dead connection's row locks go with it), a crash after it leaves the events to the relay.
+
+Event time decides, also after downtime: a timer fires only once the consumer has read
+every partition up to its deadline (the read horizon, ``escalator.shared.progress``).
+After a restart with a backlog, the acknowledgements in it are read first, and only the
+clocks that are still unmet then breach: no storm of breaches for tickets answered in
+time. In steady state the horizon trails the present by less than a fetch wait, well
+inside the breach grace, so it delays nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from typing import Any, cast
 from sqlalchemy import Select, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from escalator.shared.consumer import is_infrastructure_error
+from escalator.shared import progress
+from escalator.shared.consumer import ConsumerRunner, is_infrastructure_error
 from escalator.shared.events import CloudEvent, utcnow
 from escalator.shared.outbox import publish_many
 from escalator.sla_timer import metrics, service
@@ -69,6 +77,18 @@ class TimerLoop:
         self._wake = asyncio.Event()
         #: When the loop next means to look; ``schedule`` wakes it only for earlier times.
         self._sleeping_until: datetime | None = None
+        #: The topics whose read horizon holds timers back (none: nothing is consumed).
+        self._topics: list[str] = []
+        self._held = False
+
+    def follow(self, runner: ConsumerRunner) -> None:
+        """Hold timers to ``runner``'s read horizon, and look again when it moves."""
+        self._topics = runner.topics
+        runner.on_progress.append(self._progress)
+
+    def _progress(self) -> None:
+        if self._held:
+            self._wake.set()
 
     def schedule(self, fire_at: datetime | None) -> None:
         """A clock now fires at ``fire_at`` (call after the commit that stored it)."""
@@ -118,7 +138,8 @@ class TimerLoop:
         grace = self._settings.breach_grace_seconds
         async with self._sessionmaker() as session, session.begin():
             postgresql = session.get_bind().dialect.name == "postgresql"
-            claim = due_clocks(self._settings.timer_batch_size, now=utcnow(), lock=postgresql)
+            up_to = await self._fire_until(session, utcnow())
+            claim = due_clocks(self._settings.timer_batch_size, now=up_to, lock=postgresql)
             rows = (await session.execute(claim)).all()
             if not rows:
                 return 0
@@ -141,16 +162,34 @@ class TimerLoop:
             service.count(event.data for event in events)
         return len(rows)
 
+    async def _fire_until(self, session: AsyncSession, now: datetime) -> datetime:
+        """Fire times up to this may fire: now, unless the read horizon is behind.
+
+        A breach fires at its deadline plus the grace, so ``horizon + grace`` lets it fire
+        once everything that happened before the deadline has been read.
+        """
+        read = await progress.horizon(session, self._topics) if self._topics else None
+        lag = 0.0 if read is None else max((now - read).total_seconds(), 0.0)
+        metrics.READ_HORIZON_LAG.set(min(lag, 10 * 365 * 86400.0))
+        if read is None:
+            return now
+        return min(now, read + timedelta(seconds=self._settings.breach_grace_seconds))
+
     async def _next_delay(self) -> float:
-        """Seconds until the earliest pending fire time, capped by the idle limit."""
+        """Seconds until the earliest pending fire time, capped by the idle limit; the
+        idle limit too when that time has come but the read horizon holds it back (a
+        progress write wakes the loop)."""
         async with self._sessionmaker() as session, session.begin():
             earliest = await session.scalar(
                 select(func.min(Clock.fire_at)).where(Clock.status == ClockStatus.running)
             )
+            now = utcnow()
+            up_to = await self._fire_until(session, now)
         idle = self._settings.timer_max_idle_seconds
-        if earliest is None:
+        self._held = earliest is not None and up_to < earliest <= now
+        if earliest is None or self._held:
             return idle
-        return min(max((earliest - utcnow()).total_seconds(), 0.0), idle)
+        return min(max((earliest - now).total_seconds(), 0.0), idle)
 
     async def watch(self) -> None:
         """Refresh the pending and overdue gauges, beside the loop rather than in it:
