@@ -15,6 +15,11 @@ rather than risk a second sender. A replica that dies between a send and its rec
 leaves the claim to be sent again once the lease runs out, under the same
 ``webhook-id`` / ``Idempotency-Key`` (the delivery id), which the receiver uses to drop
 the copy.
+
+Nothing is claimed while the consumer has not read every partition to within
+``delivery_read_lag_seconds`` of the present (the read horizon,
+``escalator.shared.progress``): after downtime the backlog is read first, and what it
+makes moot (a ticket resolved meanwhile) is cancelled by the planner, not sent.
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ from escalator.notifier.guard import DestinationRefused, Guard
 from escalator.notifier.service import Claim
 from escalator.notifier.settings import NotifierSettings
 from escalator.notifier.signing import SIGNATURE_HEADER, signature, standard_headers
+from escalator.shared import progress
 from escalator.shared.app import Runtime
-from escalator.shared.consumer import is_infrastructure_error
+from escalator.shared.consumer import ConsumerRunner, is_infrastructure_error
 from escalator.shared.events import utcnow
 from escalator.shared.logs import log_context
 
@@ -92,10 +98,31 @@ class Dispatcher:
         self._unsent: Counter[str] = Counter()
         self._room = asyncio.Event()
         self._backoff = _FIRST_BACKOFF
+        #: The topics whose read horizon holds sending back (none: no consumer).
+        self._topics: list[str] = []
+        self._held = False
 
     def wake(self) -> None:
         """Look for due deliveries now rather than at the next idle tick."""
         self._wake.set()
+
+    def follow(self, runner: ConsumerRunner) -> None:
+        """Hold sending to ``runner``'s read horizon, and look again when it moves."""
+        self._topics = runner.topics
+        runner.on_progress.append(self._progress)
+
+    def _progress(self) -> None:
+        if self._held:
+            self._wake.set()
+
+    async def _behind(self, session: AsyncSession, now: datetime) -> bool:
+        """Whether a backlog is still unread (see the module docstring)."""
+        if not self._topics:
+            return False
+        read = await progress.horizon(session, self._topics)
+        lag = 0.0 if read is None else max((now - read).total_seconds(), 0.0)
+        metrics.READ_HORIZON_LAG.set(min(lag, 10 * 365 * 86400.0))
+        return lag > self._settings.delivery_read_lag_seconds
 
     async def run(self) -> None:
         """Loop until cancelled; database outages are waited out, never fatal."""
@@ -145,8 +172,10 @@ class Dispatcher:
                     continue
                 leased_until = time.monotonic() + self._settings.delivery_lease_seconds
                 async with self._sessionmaker() as session, session.begin():
-                    claims = await service.claim_due(
-                        session, now=utcnow(), lease=self._lease, limit=room,
+                    now = utcnow()
+                    self._held = await self._behind(session, now)
+                    claims = [] if self._held else await service.claim_due(
+                        session, now=now, lease=self._lease, limit=room,
                         skip_recipients=full - {_SMTP}, skip_email=_SMTP in full)
                 self._backoff = _FIRST_BACKOFF
                 for claim in claims:
@@ -195,7 +224,7 @@ class Dispatcher:
             pending, next_due = await service.pending_stats(session)
         metrics.PENDING.set(pending)
         wait = self._settings.dispatcher_idle_seconds
-        if next_due is not None and not skipping:
+        if next_due is not None and not skipping and not self._held:
             wait = min(max((next_due - utcnow()).total_seconds(), 0.0), wait)
         if wait > 0:
             with contextlib.suppress(TimeoutError):
@@ -410,4 +439,6 @@ def _retry_after(value: str | None) -> float | None:
 async def run_dispatcher(runtime: Runtime) -> None:
     """Worker entry: the dispatcher installed at start-up, run until shutdown."""
     dispatcher: Dispatcher = runtime.extras[DISPATCHER]
+    if runtime.runner is not None:
+        dispatcher.follow(runtime.runner)
     await dispatcher.run()

@@ -48,6 +48,7 @@ SPEC = ServiceSpec(
     handlers=handlers,
     on_startup=start,
     workers=[run_dispatcher],
+    record_progress=True,
 )
 
 

@@ -23,3 +23,8 @@ PENDING = Gauge(
     "escalator_deliveries_pending",
     "Deliveries waiting for their first attempt or a retry.",
 )
+READ_HORIZON_LAG = Gauge(
+    "escalator_notifier_read_horizon_lag_seconds",
+    "How far behind the present the consumer has read every partition; beyond "
+    "ESCALATOR_DELIVERY_READ_LAG_SECONDS nothing is sent until the backlog is read.",
+)

@@ -32,6 +32,8 @@ class DeliveryStatus(StrEnum):
     pending = "pending"
     sent = "sent"
     failed = "failed"
+    #: Never sent: the ticket was resolved or closed before it could go (``planner``).
+    cancelled = "cancelled"
 
 
 class WebhookTarget(Base):
@@ -129,4 +131,8 @@ class TicketRow(Base):
     level: Mapped[int | None] = mapped_column(Integer)
     assignee: Mapped[dict[str, Any] | None]
     supervisor: Mapped[dict[str, Any] | None]
+    #: The ticket's status and when it took it (the event time), so a message about
+    #: something that happened before a resolution can tell it is moot.
+    status: Mapped[str | None] = mapped_column(String(20))
+    status_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]

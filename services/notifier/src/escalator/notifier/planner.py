@@ -4,6 +4,14 @@ Two sources of deliveries: webhook targets subscribed to the event type (the ori
 behaviour, kept), and rules, which pick people by role (email) or a webhook target. The
 unique (event, channel, target) key makes re-planning a redelivered event a no-op, and
 makes a person named by two rules, or a customer behind two linked tickets, hear once.
+
+A message about work on a ticket (assigned, escalated, a warning, a breach, ...) is moot
+once the ticket is resolved or closed after what it reports: nobody needs to act on it
+any more. Such deliveries still waiting when the resolution is read are cancelled, and
+one planned after it (the event reached us late, say from another topic) is stored as
+cancelled. Both stay in the delivery log with the reason. Together with the dispatcher
+waiting for a backlog to be read, a restart after downtime tells nobody about tickets
+resolved meanwhile.
 """
 
 from __future__ import annotations
@@ -11,16 +19,18 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from escalator.notifier import digest, messages, templates
+from escalator.notifier import digest, messages, metrics, templates
 from escalator.notifier.catalog import Key
 from escalator.notifier.models import (
     Delivery,
@@ -33,6 +43,7 @@ from escalator.notifier.models import (
 from escalator.notifier.rules import Person, Rule, TicketView, customer_person, facts, matches
 from escalator.notifier.rules import resolve as resolve_role
 from escalator.notifier.schedule import WorkingHours, is_urgent, next_working_time
+from escalator.shared.db import on_commit
 from escalator.shared.events import (
     CloudEvent,
     Contact,
@@ -47,6 +58,14 @@ from escalator.shared.events import (
 
 WEBHOOK = "webhook"
 EMAIL = "email"
+
+#: Events whose messages are moot once the ticket is resolved or closed after them.
+MOOT_AFTER_RESOLUTION = frozenset({
+    "ticket.created", "ticket.updated", "ticket.acknowledged", "ticket.assigned",
+    "ticket.escalated", "ticket.unassignable", "ticket.escalation_requested",
+    "sla.warning", "sla.breached", "sla.update_due",
+})
+_FINISHED = frozenset({"resolved", "closed"})
 
 
 @dataclass
@@ -68,7 +87,8 @@ async def project(session: AsyncSession, event: CloudEvent[Any]) -> None:
     if isinstance(data, TicketSnapshot):
         values = {"subject": data.subject[:500], "customer": data.customer.model_dump(mode="json"),
                   "language": data.language, "severity": str(data.severity),
-                  "executive": data.executive, "parent_id": data.parent_id}
+                  "executive": data.executive, "parent_id": data.parent_id,
+                  "status": str(data.status), "status_at": event.time}
     elif isinstance(data, TicketAssigned):
         values = {"severity": str(data.severity), "level": data.level,
                   "assignee": _dump(data.assignee)}
@@ -87,6 +107,37 @@ async def project(session: AsyncSession, event: CloudEvent[Any]) -> None:
         insert(TicketRow).values(ticket_id=event.subject, **{"executive": False, **values})
         .on_conflict_do_update(index_elements=[TicketRow.ticket_id], set_=values)
     )
+
+
+async def _cancel_moot(session: AsyncSession, ticket_id: str, status: str) -> None:
+    """Cancel the ticket's waiting messages about work nobody has to do any more.
+
+    Only deliveries never tried: one already tried may be in a sender's hands right now,
+    and its outcome is the sender's to record.
+    """
+    channels = (await session.scalars(
+        update(Delivery)
+        .where(Delivery.ticket_id == ticket_id, Delivery.status == DeliveryStatus.pending,
+               Delivery.attempts == 0,
+               Delivery.about_event_type.in_(sorted(MOOT_AFTER_RESOLUTION)))
+        .values(status=DeliveryStatus.cancelled.value, next_attempt_at=None,
+                last_error=f"ticket {status} before this was sent")
+        .returning(Delivery.channel)
+        .execution_options(synchronize_session=False)
+    )).all()
+    _count_cancelled(session, channels)
+
+
+def _count_cancelled(session: AsyncSession, channels: Iterable[str]) -> None:
+    """Count cancellations once they are committed."""
+    tally = Counter(channels)
+
+    def count() -> None:
+        for channel, times in tally.items():
+            metrics.DELIVERIES.labels(channel, "cancelled").inc(times)
+
+    if tally:
+        on_commit(session, count)
 
 
 def _dump(holder: Holder | None) -> dict[str, Any] | None:
@@ -151,6 +202,13 @@ async def plan_deliveries(session: AsyncSession, event: CloudEvent[Any],
                           directory: Directory | None = None) -> list[Delivery]:
     """Project the event, then store one pending delivery per (recipient, channel)."""
     await project(session, event)
+    # Fresh from the table: the projection was just written around the ORM.
+    row = await session.get(TicketRow, event.subject, populate_existing=True)
+    finished = row.status if row is not None and row.status in _FINISHED else None
+    if finished and isinstance(event.data, TicketSnapshot):
+        await _cancel_moot(session, event.subject, finished)
+    moot = (finished is not None and event.type in MOOT_AFTER_RESOLUTION
+            and row is not None and row.status_at is not None and row.status_at > event.time)
     plan = _Plan(event)
     targets = {t.id: t for t in (await session.scalars(select(WebhookTarget))).all()
                if t.enabled}
@@ -161,22 +219,28 @@ async def plan_deliveries(session: AsyncSession, event: CloudEvent[Any],
                      webhook_payload(target, delivery_id, event), delivery_id)
     rules = await load_rules(session)
     if rules and directory is not None:
-        await _plan_rules(session, plan, rules, targets, directory)
+        await _plan_rules(session, plan, rules, targets, directory, row)
     stored: list[Delivery] = []
     for delivery in plan.planned.values():
+        if moot:
+            delivery.status, delivery.next_attempt_at = DeliveryStatus.cancelled.value, None
+            delivery.last_error = f"ticket {finished} before this was sent"
         try:
             async with session.begin_nested():
                 session.add(delivery)
         except IntegrityError:
             continue
         stored.append(delivery)
+    if moot:
+        _count_cancelled(session, (d.channel for d in stored))
     return stored
 
 
 async def _plan_rules(session: AsyncSession, plan: _Plan, rules: list[Rule],
-                      targets: dict[str, WebhookTarget], directory: Directory) -> None:
+                      targets: dict[str, WebhookTarget], directory: Directory,
+                      row: TicketRow | None) -> None:
     event = plan.event
-    view = view_of(await session.get(TicketRow, event.subject))
+    view = view_of(row)
     children: list[TicketRow] = []
     if isinstance(event.data, TicketCommented) and event.data.comment.public:
         children = list((await session.scalars(

@@ -64,6 +64,10 @@ class NotifierSettings(ServiceSettings):
     delivery_per_destination: int = Field(default=10, ge=1)
     #: Longest the dispatcher sleeps when nothing is due and nobody wakes it.
     dispatcher_idle_seconds: float = Field(default=1.0, gt=0)
+    #: Deliveries wait while the consumer has not read every partition up to this close
+    #: to the present (a backlog after downtime): read first, so a message about a ticket
+    #: resolved meanwhile is cancelled instead of sent.
+    delivery_read_lag_seconds: float = Field(default=5.0, gt=0)
 
     @field_validator("webhook_url")
     @classmethod
