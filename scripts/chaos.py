@@ -83,21 +83,32 @@ class Books:
     refused: Counter[int] = field(default_factory=Counter)
 
 
+@dataclass(frozen=True)
+class Received:
+    delivery: str  # webhook-id when signed; the body's delivery id is the same value
+    event_id: str
+    ticket: str
+    event_type: str
+    event_time: str
+    at: float  # when the sink received it (time.time())
+
+
 class Sink:
     """The webhook receiver: records every delivery, duplicates included."""
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.received: list[tuple[str, str, str]] = []  # (webhook-id, event id, ticket)
+        self.received: list[Received] = []
         app = FastAPI()
 
         @app.post("/hooks")
         async def hook(request: Request) -> dict[str, str]:
             body = await request.json()
             event = body.get("event", {})
-            # webhook-id when signed; the body's delivery id is the same value either way.
-            delivery = request.headers.get("webhook-id") or body.get("delivery_id", "")
-            self.received.append((delivery, event.get("id", ""), event.get("subject", "")))
+            self.received.append(Received(
+                request.headers.get("webhook-id") or body.get("delivery_id", ""),
+                event.get("id", ""), event.get("subject", ""), event.get("type", ""),
+                event.get("time", ""), time.time()))
             return {"ok": "yes"}
 
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
@@ -453,12 +464,16 @@ class Chaos:
             failures.append(f"{len(not_fired)} due first-response clocks never fired")
 
         by_event: dict[str, set[str]] = defaultdict(set)
-        for webhook_id, event_id, _ in self.sink.received:
-            by_event[event_id].add(webhook_id)
+        for received in self.sink.received:
+            by_event[received.event_id].add(received.delivery)
         sent_twice = [e for e, ids in by_event.items() if len(ids) > 1]
         if sent_twice:
             failures.append(f"{len(sent_twice)} events notified twice under different ids")
-        resends = len(self.sink.received) - len({w for w, _, _ in self.sink.received})
+        resends = len(self.sink.received) - len({r.delivery for r in self.sink.received})
+        stale = _told_after_resolution(tickets.values(), self.sink.received)
+        if stale:
+            failures.append(f"{len(stale)} messages about work on a ticket resolved "
+                            f"{STALE_AFTER_SECONDS:.0f}+ s earlier, e.g. {stale[:3]}")
 
         # The relay may resend a letter (at-least-once): count each (group, origin) once.
         letters = list({
@@ -491,6 +506,34 @@ class Chaos:
             "webhook_resends_same_id": resends, "dead_letters": len(letters),
             "faults": books.faults, "failures": failures,
         }
+
+
+#: A message about work on a ticket may still go out this long after the ticket was
+#: resolved: the notifier's read lag allowance (5 s) plus a fetch and a send. Beyond it,
+#: the notifier would have spoken from a backlog it had not read.
+STALE_AFTER_SECONDS = 8.0
+
+
+def _told_after_resolution(ticket_events: Any, received: list[Received]) -> list[str]:
+    """Deliveries about something that happened before a ticket was resolved, received
+    well after the resolution (and while it still stood)."""
+    from datetime import datetime
+
+    resolved: dict[str, float] = {}
+    for event in ticket_events:
+        at = datetime.fromisoformat(event["time"]).timestamp()
+        if event["type"] in ("ticket.resolved", "ticket.closed"):
+            resolved.setdefault(event["subject"], at)
+        elif event["type"] == "ticket.reopened":
+            resolved.pop(event["subject"], None)
+    stale = []
+    for r in received:
+        if r.ticket not in resolved or not r.event_time:
+            continue
+        happened = datetime.fromisoformat(r.event_time).timestamp()
+        if happened < resolved[r.ticket] and r.at > resolved[r.ticket] + STALE_AFTER_SECONDS:
+            stale.append(f"{r.event_type} about {r.ticket}")
+    return stale
 
 
 def _topics(service: str) -> list[str]:

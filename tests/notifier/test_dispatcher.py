@@ -135,7 +135,7 @@ async def test_a_stop_mid_write_keeps_the_outcomes_unwritten() -> None:
         started.set()
         await never.wait()
 
-    claims = [Claim(str(i), "t", "e", "ticket.assigned", "webhook", "http://x/", "{}", 1)
+    claims = [Claim(str(i), "t", "e", "ticket.assigned", None, "webhook", "http://x/", "{}", 1)
               for i in range(3)]
     first, second, third = (Outcome(c, "sent", Attempt(True)) for c in claims)
     recorder = GroupCommit(write)

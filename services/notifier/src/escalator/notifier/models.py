@@ -32,7 +32,7 @@ class DeliveryStatus(StrEnum):
     pending = "pending"
     sent = "sent"
     failed = "failed"
-    #: Never sent: the ticket was resolved or closed before it could go (``planner``).
+    #: Never sent: the ticket was resolved or closed before it could go (``service``).
     cancelled = "cancelled"
 
 
@@ -76,6 +76,8 @@ class Delivery(Base):
     ticket_id: Mapped[str] = mapped_column(String(200))
     about_event_id: Mapped[str] = mapped_column(String(255))
     about_event_type: Mapped[str] = mapped_column(String(200))
+    #: When it happened (the event time): later than a resolution, it is not moot.
+    about_event_time: Mapped[datetime | None]
     channel: Mapped[str] = mapped_column(String(20))
     target_id: Mapped[str] = mapped_column(String(100))
     recipient: Mapped[str] = mapped_column(String(2000))

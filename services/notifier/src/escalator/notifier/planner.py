@@ -5,13 +5,9 @@ behaviour, kept), and rules, which pick people by role (email) or a webhook targ
 unique (event, channel, target) key makes re-planning a redelivered event a no-op, and
 makes a person named by two rules, or a customer behind two linked tickets, hear once.
 
-A message about work on a ticket (assigned, escalated, a warning, a breach, ...) is moot
-once the ticket is resolved or closed after what it reports: nobody needs to act on it
-any more. Such deliveries still waiting when the resolution is read are cancelled, and
-one planned after it (the event reached us late, say from another topic) is stored as
-cancelled. Both stay in the delivery log with the reason. Together with the dispatcher
-waiting for a backlog to be read, a restart after downtime tells nobody about tickets
-resolved meanwhile.
+The projection also keeps the ticket's status and when it took it: the dispatcher
+cancels, at send time, messages about work on a ticket resolved or closed after them
+(``service.MOOT_AFTER_RESOLUTION``).
 """
 
 from __future__ import annotations
@@ -19,18 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from escalator.notifier import digest, messages, metrics, templates
+from escalator.notifier import digest, messages, templates
 from escalator.notifier.catalog import Key
 from escalator.notifier.models import (
     Delivery,
@@ -43,7 +37,6 @@ from escalator.notifier.models import (
 from escalator.notifier.rules import Person, Rule, TicketView, customer_person, facts, matches
 from escalator.notifier.rules import resolve as resolve_role
 from escalator.notifier.schedule import WorkingHours, is_urgent, next_working_time
-from escalator.shared.db import on_commit
 from escalator.shared.events import (
     CloudEvent,
     Contact,
@@ -58,14 +51,6 @@ from escalator.shared.events import (
 
 WEBHOOK = "webhook"
 EMAIL = "email"
-
-#: Events whose messages are moot once the ticket is resolved or closed after them.
-MOOT_AFTER_RESOLUTION = frozenset({
-    "ticket.created", "ticket.updated", "ticket.acknowledged", "ticket.assigned",
-    "ticket.escalated", "ticket.unassignable", "ticket.escalation_requested",
-    "sla.warning", "sla.breached", "sla.update_due",
-})
-_FINISHED = frozenset({"resolved", "closed"})
 
 
 @dataclass
@@ -109,37 +94,6 @@ async def project(session: AsyncSession, event: CloudEvent[Any]) -> None:
     )
 
 
-async def _cancel_moot(session: AsyncSession, ticket_id: str, status: str) -> None:
-    """Cancel the ticket's waiting messages about work nobody has to do any more.
-
-    Only deliveries never tried: one already tried may be in a sender's hands right now,
-    and its outcome is the sender's to record.
-    """
-    channels = (await session.scalars(
-        update(Delivery)
-        .where(Delivery.ticket_id == ticket_id, Delivery.status == DeliveryStatus.pending,
-               Delivery.attempts == 0,
-               Delivery.about_event_type.in_(sorted(MOOT_AFTER_RESOLUTION)))
-        .values(status=DeliveryStatus.cancelled.value, next_attempt_at=None,
-                last_error=f"ticket {status} before this was sent")
-        .returning(Delivery.channel)
-        .execution_options(synchronize_session=False)
-    )).all()
-    _count_cancelled(session, channels)
-
-
-def _count_cancelled(session: AsyncSession, channels: Iterable[str]) -> None:
-    """Count cancellations once they are committed."""
-    tally = Counter(channels)
-
-    def count() -> None:
-        for channel, times in tally.items():
-            metrics.DELIVERIES.labels(channel, "cancelled").inc(times)
-
-    if tally:
-        on_commit(session, count)
-
-
 def _dump(holder: Holder | None) -> dict[str, Any] | None:
     return holder.model_dump(mode="json") if holder is not None else None
 
@@ -178,7 +132,8 @@ class _Plan:
         now = utcnow()
         self.planned[(channel, target_id)] = Delivery(
             id=delivery_id, ticket_id=ticket_id, about_event_id=self.event.id,
-            about_event_type=self.event.type, channel=channel, target_id=target_id,
+            about_event_type=self.event.type, about_event_time=self.event.time,
+            channel=channel, target_id=target_id,
             recipient=recipient, payload=payload, status=DeliveryStatus.pending.value,
             attempts=0, next_attempt_at=due or now, created_at=now)
 
@@ -204,11 +159,6 @@ async def plan_deliveries(session: AsyncSession, event: CloudEvent[Any],
     await project(session, event)
     # Fresh from the table: the projection was just written around the ORM.
     row = await session.get(TicketRow, event.subject, populate_existing=True)
-    finished = row.status if row is not None and row.status in _FINISHED else None
-    if finished and isinstance(event.data, TicketSnapshot):
-        await _cancel_moot(session, event.subject, finished)
-    moot = (finished is not None and event.type in MOOT_AFTER_RESOLUTION
-            and row is not None and row.status_at is not None and row.status_at > event.time)
     plan = _Plan(event)
     targets = {t.id: t for t in (await session.scalars(select(WebhookTarget))).all()
                if t.enabled}
@@ -222,17 +172,12 @@ async def plan_deliveries(session: AsyncSession, event: CloudEvent[Any],
         await _plan_rules(session, plan, rules, targets, directory, row)
     stored: list[Delivery] = []
     for delivery in plan.planned.values():
-        if moot:
-            delivery.status, delivery.next_attempt_at = DeliveryStatus.cancelled.value, None
-            delivery.last_error = f"ticket {finished} before this was sent"
         try:
             async with session.begin_nested():
                 session.add(delivery)
         except IntegrityError:
             continue
         stored.append(delivery)
-    if moot:
-        _count_cancelled(session, (d.channel for d in stored))
     return stored
 
 

@@ -1,7 +1,7 @@
 """Notifier operations on its own tables. They never commit: the caller owns the
 transaction, so a delivery's state change and the event reporting it commit together.
 
-Delivery lifecycle: pending -> sent | failed. A claim pushes ``next_attempt_at`` forward
+Delivery lifecycle: pending -> sent | failed | cancelled. A claim pushes ``next_attempt_at`` forward
 by a lease and counts the attempt; the outcome is recorded only if the row is still the
 one that was claimed (same status and attempt count), so a sender whose lease ran out
 cannot overwrite the outcome of the replica that took over.
@@ -10,6 +10,7 @@ cannot overwrite the outcome of the replica that took over.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,9 +20,11 @@ from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from escalator.notifier import metrics
 from escalator.notifier.config import WebhookConfig
-from escalator.notifier.models import Delivery, DeliveryStatus, RuleRow, WebhookTarget
+from escalator.notifier.models import Delivery, DeliveryStatus, RuleRow, TicketRow, WebhookTarget
 from escalator.notifier.rules import Rule
+from escalator.shared.db import on_commit
 from escalator.shared.events import DLQ, NotificationFailed, NotificationSent, utcnow
 from escalator.shared.outbox import emit, enqueue
 from escalator.shared.pagination import newest_first
@@ -29,6 +32,16 @@ from escalator.shared.problems import Problem
 
 SOURCE = "/escalator/notifier"
 _SETTLE_CHUNK = 1000
+
+#: Events whose messages are moot once the ticket is resolved or closed after them:
+#: nobody has to act on them any more. Not an escalation request (a customer asking for
+#: a manager is heard, resolved or not), nor what the customer is told.
+MOOT_AFTER_RESOLUTION = frozenset({
+    "ticket.created", "ticket.updated", "ticket.acknowledged", "ticket.assigned",
+    "ticket.escalated", "ticket.unassignable", "sla.warning", "sla.breached",
+    "sla.update_due",
+})
+_FINISHED = ("resolved", "closed")
 
 
 async def upsert_targets(session: AsyncSession, targets: list[WebhookConfig]) -> None:
@@ -78,6 +91,7 @@ class Claim:
     ticket_id: str
     about_event_id: str
     about_event_type: str
+    about_event_time: datetime | None
     channel: str
     recipient: str
     payload: str
@@ -113,14 +127,54 @@ async def claim_due(
         .where(Delivery.id.in_(due))
         .values(attempts=Delivery.attempts + 1, next_attempt_at=now + lease)
         .returning(Delivery.id, Delivery.ticket_id, Delivery.about_event_id,
-                   Delivery.about_event_type, Delivery.channel, Delivery.recipient,
-                   Delivery.payload, Delivery.attempts, Delivery.created_at)
+                   Delivery.about_event_type, Delivery.about_event_time, Delivery.channel,
+                   Delivery.recipient, Delivery.payload, Delivery.attempts, Delivery.created_at)
         .execution_options(synchronize_session=False)
     )).all()
     # RETURNING has no order; one ticket's deliveries must go in the order they were made.
     rows = sorted(returned, key=lambda r: (r.created_at, r.id))
-    return [Claim(r.id, r.ticket_id, r.about_event_id, r.about_event_type, r.channel,
-                  r.recipient, r.payload, r.attempts) for r in rows]
+    claims = [Claim(r.id, r.ticket_id, r.about_event_id, r.about_event_type,
+                    r.about_event_time, r.channel, r.recipient, r.payload, r.attempts)
+              for r in rows]
+    return await _drop_moot(session, claims)
+
+
+async def _drop_moot(session: AsyncSession, claims: list[Claim]) -> list[Claim]:
+    """Cancel the claims about work on a ticket resolved or closed after it happened;
+    return the others. Checked at send time, the one moment that covers every path
+    (first tries, retries, resends after a crash)."""
+    candidates = {c.ticket_id for c in claims
+                  if c.about_event_type in MOOT_AFTER_RESOLUTION and c.about_event_time}
+    if not candidates:
+        return claims
+    finished = {row.ticket_id: (row.status, row.status_at) for row in (await session.execute(
+        select(TicketRow.ticket_id, TicketRow.status, TicketRow.status_at)
+        .where(TicketRow.ticket_id.in_(sorted(candidates)), TicketRow.status.in_(_FINISHED))
+    )).all()}
+    moot: dict[str, list[str]] = {}
+    kept = []
+    for claim in claims:
+        status, since = finished.get(claim.ticket_id, (None, None))
+        if (status and since and claim.about_event_time and claim.about_event_time < since
+                and claim.about_event_type in MOOT_AFTER_RESOLUTION):
+            moot.setdefault(status, []).append(claim.id)
+        else:
+            kept.append(claim)
+    for status, ids in moot.items():
+        await session.execute(
+            update(Delivery).where(Delivery.id.in_(ids))
+            .values(status=DeliveryStatus.cancelled.value, next_attempt_at=None,
+                    attempts=Delivery.attempts - 1,
+                    last_error=f"ticket {status} before this was sent")
+            .execution_options(synchronize_session=False))
+    cancelled = Counter(c.channel for c in claims if c not in kept)
+    on_commit(session, lambda: _count(cancelled, "cancelled"))
+    return kept
+
+
+def _count(channels: Counter[str], outcome: str) -> None:
+    for channel, times in channels.items():
+        metrics.DELIVERIES.labels(channel, outcome).inc(times)
 
 
 async def _settle(session: AsyncSession, claim: Claim, **values: Any) -> bool:

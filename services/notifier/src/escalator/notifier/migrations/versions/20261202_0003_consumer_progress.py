@@ -1,5 +1,6 @@
 """How far the consumer has read, so the dispatcher waits for an unread backlog; the
-ticket's status in the projection, so messages made moot by a resolution are cancelled.
+ticket's status in the projection and each delivery's event time, so messages made moot
+by a resolution are cancelled.
 
 Revision ID: 0003
 Revises: 0002
@@ -25,9 +26,13 @@ def upgrade() -> None:
     with op.batch_alter_table("tickets") as batch:
         batch.add_column(sa.Column("status", sa.String(20), nullable=True))
         batch.add_column(sa.Column("status_at", UTCDateTime(), nullable=True))
+    with op.batch_alter_table("deliveries") as batch:
+        batch.add_column(sa.Column("about_event_time", UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("deliveries") as batch:
+        batch.drop_column("about_event_time")
     with op.batch_alter_table("tickets") as batch:
         batch.drop_column("status_at")
         batch.drop_column("status")
