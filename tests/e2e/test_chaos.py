@@ -24,3 +24,4 @@ async def test_faults_lose_nothing_and_do_nothing_twice(
     assert verdict["failures"] == [], (verdict, (tmp_path / "services.log").read_text()[-5_000:])
     assert verdict["accepted"] == plan.events
     assert verdict["first_response_breaches"] > 0 and verdict["dead_letters"] > 0
+    assert verdict["kills_checked"] == 4  # router, sla-timer, notifier, postmortem consume
