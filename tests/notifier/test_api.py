@@ -65,7 +65,8 @@ async def test_delivery_log_and_targets(env: Env, receiver: Receiver) -> None:
         missing = await svc.client.get("/v1/deliveries/nope")
         assert missing.status_code == 404
         assert missing.headers["content-type"] == "application/problem+json"
-        for bad in ({"cursor": "garbage"}, {"status": "lost"}, {"limit": 0}):
+        for bad in ({"cursor": "garbage"}, {"status": "lost"}, {"limit": 0},
+                    {"channel": "pigeon"}):
             response = await svc.client.get("/v1/deliveries", params=bad)
             assert response.status_code in (400, 422), bad
         anonymous = await svc.client.get("/v1/deliveries", headers={"Authorization": ""})

@@ -200,6 +200,14 @@ async def test_people_hear_in_their_language_once(env: Env, mailbox: Mailbox) ->
         assert logged["recipient"] == "eleni@client.example" and logged["attempts"] == 1
         assert logged["payload"]["language"] == "el"
 
+        # The log by recipient (in any case) and channel.
+        by_person = (await svc.client.get("/v1/deliveries", params={
+            "recipient": " Eleni@Client.example", "channel": "email"})).json()["items"]
+        assert [d["id"] for d in by_person] == [logged["id"]]
+        no_webhooks = (await svc.client.get("/v1/deliveries", params={
+            "recipient": "eleni@client.example", "channel": "webhook"})).json()["items"]
+        assert no_webhooks == []
+
     # The redelivered creation and the address behind two tickets yielded one message each:
     # acknowledgement, "linked to an incident", incident update.
     assert len(mailbox.to("ana@client.example")) == 3

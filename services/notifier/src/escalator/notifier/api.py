@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
@@ -26,12 +26,16 @@ read = require("notifier:read")
 async def list_deliveries(
     session: SessionDep,
     ticket_id: str | None = None,
-    status: DeliveryStatus | None = None,
+    status: Annotated[DeliveryStatus | None, Query(description="The outcome")] = None,
+    channel: Literal["email", "webhook"] | None = None,
+    recipient: Annotated[str | None, Query(
+        max_length=2000, description="An email address (any case) or a webhook URL")] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> DeliveryPage:
     rows, next_cursor = await service.list_deliveries(
-        session, limit=limit, cursor=cursor, ticket_id=ticket_id, status=status
+        session, limit=limit, cursor=cursor, ticket_id=ticket_id, status=status,
+        channel=channel, recipient=recipient,
     )
     return DeliveryPage(items=[DeliveryOut.model_validate(r) for r in rows],
                         next_cursor=next_cursor)

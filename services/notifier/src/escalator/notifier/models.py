@@ -62,6 +62,7 @@ class Delivery(Base):
         # An event never yields two deliveries to one recipient, however often it arrives.
         UniqueConstraint("about_event_id", "channel", "target_id"),
         Index("ix_deliveries_ticket_id", "ticket_id"),
+        Index("ix_deliveries_recipient", text("lower(recipient)")),
         Index("ix_deliveries_created_at_id", "created_at", "id"),
         # The dispatcher scans only pending rows by due time.
         Index(

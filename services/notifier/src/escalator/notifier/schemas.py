@@ -18,13 +18,15 @@ class DeliveryOut(BaseModel):
     ticket_id: str
     about_event_id: str
     about_event_type: str
+    about_event_time: datetime | None = Field(
+        description="When the event happened (null for digests and older rows).")
     channel: str
     target_id: str
     recipient: str
     status: DeliveryStatus
     attempts: int
     next_attempt_at: datetime | None = Field(description="When the next attempt is due "
-                                             "(null once sent or failed).")
+                                             "(null once sent, failed or cancelled).")
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None

@@ -277,11 +277,18 @@ async def list_deliveries(
     cursor: str | None,
     ticket_id: str | None,
     status: DeliveryStatus | None,
+    channel: str | None = None,
+    recipient: str | None = None,
 ) -> tuple[list[Delivery], str | None]:
     query = select(Delivery)
     if ticket_id is not None:
         query = query.where(Delivery.ticket_id == ticket_id)
     if status is not None:
         query = query.where(Delivery.status == status)
+    if channel is not None:
+        query = query.where(Delivery.channel == channel)
+    if recipient is not None:
+        # Email addresses are stored as given by the event; people type them in any case.
+        query = query.where(func.lower(Delivery.recipient) == recipient.strip().lower())
     return await newest_first(session, query, created=Delivery.created_at, key=Delivery.id,
                               limit=limit, cursor=cursor)

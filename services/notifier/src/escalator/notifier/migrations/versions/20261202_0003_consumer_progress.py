@@ -1,6 +1,6 @@
 """How far the consumer has read, so the dispatcher waits for an unread backlog; the
 ticket's status in the projection and each delivery's event time, so messages made moot
-by a resolution are cancelled.
+by a resolution are cancelled; deliveries found by recipient.
 
 Revision ID: 0003
 Revises: 0002
@@ -28,9 +28,11 @@ def upgrade() -> None:
         batch.add_column(sa.Column("status_at", UTCDateTime(), nullable=True))
     with op.batch_alter_table("deliveries") as batch:
         batch.add_column(sa.Column("about_event_time", UTCDateTime(), nullable=True))
+    op.create_index("ix_deliveries_recipient", "deliveries", [sa.text("lower(recipient)")])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_deliveries_recipient", table_name="deliveries")
     with op.batch_alter_table("deliveries") as batch:
         batch.drop_column("about_event_time")
     with op.batch_alter_table("tickets") as batch:
