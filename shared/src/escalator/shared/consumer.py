@@ -156,6 +156,7 @@ class ConsumerRunner:
         self._consumer: AIOKafkaConsumer | None = None
         self._closing: asyncio.Future[None] | None = None
         self._record_progress = record_progress
+        self._poll_ms = int(progress.PROGRESS_INTERVAL * 1000) if record_progress else 500
         self._last_stamp: dict[TopicPartition, int] = {}
         self._progress_written = 0.0
         #: Called after each progress write, e.g. to wake a timer loop held by the horizon.
@@ -183,6 +184,8 @@ class ConsumerRunner:
                 max_poll_records=self._settings.consumer_batch_size,
                 session_timeout_ms=self._settings.consumer_session_timeout_ms,
                 heartbeat_interval_ms=max(self._settings.consumer_session_timeout_ms // 5, 500),
+                # An idle fetch answers after this long: how stale the horizon may get.
+                fetch_max_wait_ms=self._poll_ms,
             )
             consumer.subscribe(self.topics, listener=_ForgetRevokedLag())
             try:
@@ -230,7 +233,7 @@ class ConsumerRunner:
 
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping.is_set():
-            batches = await consumer.getmany(timeout_ms=500)
+            batches = await consumer.getmany(timeout_ms=self._poll_ms)
             for tp, records in batches.items():
                 if not await self._apply_batch(tp, records):
                     return  # stopping while the database is away: leave uncommitted
