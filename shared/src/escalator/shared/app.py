@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from escalator.shared import metrics, problems
+from escalator.shared.bodies import BodyGuard
 from escalator.shared.bus import broker_reachable
 from escalator.shared.consumer import ConsumerRunner, Handlers
 from escalator.shared.db import make_engine, make_sessionmaker, ping
@@ -157,7 +158,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         dependencies=[Depends(problems.reject_nul)],
     )
     problems.install(app)
-    _install_request_middleware(app, spec.name)
+    _install_request_middleware(app, settings)
     _install_operational_routes(app, settings)
     for router in spec.routers:
         app.include_router(router)
@@ -214,7 +215,9 @@ async def _finish(task: asyncio.Task[None], timeout: float) -> None:
             await task
 
 
-def _install_request_middleware(app: FastAPI, service: str) -> None:
+def _install_request_middleware(app: FastAPI, settings: ServiceSettings) -> None:
+    # Added first, so it runs inside the observer: refusals are logged and counted too.
+    app.add_middleware(BodyGuard, limit=settings.request_byte_limit())
     app.add_middleware(_Observe)
 
 

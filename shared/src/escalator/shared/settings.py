@@ -59,6 +59,9 @@ class ServiceSettings(BaseSettings):
     api_key: SecretStr | None = None
     api_keys: list[ApiKeySpec] = []
 
+    #: Largest request body accepted, refused before parsing (``escalator.shared.bodies``).
+    max_request_bytes: int = Field(default=1_048_576, ge=1024)
+
     config_file: Path | None = None
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -96,6 +99,11 @@ class ServiceSettings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def request_byte_limit(self) -> int:
+        """The largest body any endpoint of the service takes (finer limits per route
+        may apply inside it)."""
+        return self.max_request_bytes
 
     def topic(self, name: str) -> str:
         """The broker-side name of a logical topic (``tickets`` -> ``<prefix>tickets``)."""

@@ -22,3 +22,7 @@ class IngestSettings(ServiceSettings):
     smtp_enabled: bool = False
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=2525, ge=0, le=65535)
+
+    def request_byte_limit(self) -> int:
+        """Room for the largest channel body: a batch (16 events' worth) or an email."""
+        return max(self.max_request_bytes, 16 * self.max_body_bytes, self.max_email_bytes)
