@@ -41,6 +41,11 @@ from escalator.shared.events import utcnow
 #: Seconds between two progress writes of one consumer, idle or busy.
 PROGRESS_INTERVAL = 0.1
 
+#: A horizon this close to the present is the present: the consumer is caught up and
+#: polling (it reports every ``PROGRESS_INTERVAL``), so holding back for the last
+#: moments would only make every timer that much late.
+CAUGHT_UP_LAG = 2 * PROGRESS_INTERVAL
+
 #: A horizon that holds everything back: a partition is assigned but not read yet.
 NOT_READ = datetime.min.replace(tzinfo=UTC)
 
@@ -90,4 +95,4 @@ def from_millis(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-__all__ = ["NOT_READ", "PROGRESS_INTERVAL", "from_millis", "horizon", "record"]
+__all__ = ["CAUGHT_UP_LAG", "NOT_READ", "PROGRESS_INTERVAL", "from_millis", "horizon", "record"]

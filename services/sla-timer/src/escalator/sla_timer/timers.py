@@ -19,8 +19,9 @@ Event time decides, also after downtime: a timer fires only once the consumer ha
 every partition up to its deadline (the read horizon, ``escalator.shared.progress``).
 After a restart with a backlog, the acknowledgements in it are read first, and only the
 clocks that are still unmet then breach: no storm of breaches for tickets answered in
-time. In steady state the horizon trails the present by less than a fetch wait, well
-inside the breach grace, so it delays nothing.
+time. A consumer that is caught up reports a horizon within ``CAUGHT_UP_LAG`` of the
+present, which counts as the present (messages still in flight are what the breach
+grace is for), so in steady state the horizon delays nothing.
 """
 
 from __future__ import annotations
@@ -171,8 +172,8 @@ class TimerLoop:
         read = await progress.horizon(session, self._topics) if self._topics else None
         lag = 0.0 if read is None else max((now - read).total_seconds(), 0.0)
         metrics.READ_HORIZON_LAG.set(min(lag, 10 * 365 * 86400.0))
-        if read is None:
-            return now
+        if read is None or lag <= progress.CAUGHT_UP_LAG:
+            return now  # caught up: what is in flight is the breach grace's to cover
         return min(now, read + timedelta(seconds=self._settings.breach_grace_seconds))
 
     async def _next_delay(self) -> float:
