@@ -102,7 +102,7 @@ class Crash(Exception):
 
 
 class CrashBeforeCommit(ConsumerRunner):
-    async def _commit(self, consumer: object, tp: TopicPartition, offset: int) -> None:
+    async def _commit_polled(self, consumer: object, batches: object) -> None:
         raise Crash
 
 

@@ -3,12 +3,12 @@ memory, checked against the database's config version on every decision.
 
 A decision used to spend most of its round trips re-reading what rarely changes. Now each
 process keeps one immutable ``Catalog`` per engine; every REST or YAML change bumps the
-``config_version`` row in its own transaction (``config.bump``), and each decision reads that
-number in the same statement as the agents' loads (``roster.observe``), reloading the
-catalog when it moved. So a committed change is used by the next decision on every
-replica, at no extra round trip. Loads, availability as stored, and round-robin cursors
-are not cached: they are what replicas compete for, and they are checked in the database
-when a slot is taken.
+``config_version`` row in its own transaction (``config.bump``), and decisions read that
+number in the statements they need anyway (which tickets are routed, locking the agents'
+rows: ``intake``, ``slots.lock``), reloading the catalog when it moved. So a committed
+change is used by the next decision on every replica, at no extra round trip. Loads,
+availability as stored, and round-robin cursors are not cached: they are what replicas
+compete for, and they are read from the rows a decision locks.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from escalator.router import service
+from escalator.router import intake, service
 from escalator.router.service import Move
 from escalator.shared.consumer import Handlers
 from escalator.shared.events import (
@@ -25,9 +25,10 @@ from escalator.shared.events import (
 handlers = Handlers()
 
 
-@handlers.on(TicketCreated)
-async def on_created(event: CloudEvent[TicketCreated], *, session: AsyncSession) -> None:
-    await service.route_new_ticket(session, event.data)
+@handlers.on_batch(TicketCreated)
+async def on_created(events: list[CloudEvent[TicketCreated]], *, session: AsyncSession) -> None:
+    """A run of new tickets is routed together: a few statements for the whole run."""
+    await intake.route_new_tickets(session, events)
 
 
 @handlers.on(TicketUpdated)

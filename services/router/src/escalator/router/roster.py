@@ -8,7 +8,7 @@ itself; ``Pick.compact`` stores that without repeating each reason's text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any, Protocol
@@ -29,6 +29,15 @@ class Shifted(Protocol):
     def timezone(self) -> str: ...
     @property
     def shifts(self) -> Any: ...
+
+
+@dataclass
+class Slot:
+    """An agent's row as this transaction locked it: exact until the transaction ends."""
+
+    load: int  #: open tickets held
+    available: bool
+    capacity: int  #: max open tickets
 
 
 @dataclass(frozen=True)
@@ -103,34 +112,45 @@ def on_shift(agent: Shifted, now: datetime) -> bool:
     return False
 
 
-def _excluded(agent: AgentInfo, load: int | None, now: datetime) -> str | None:
-    if load is None:
+def _excluded(agent: AgentInfo, slot: Slot | None, now: datetime) -> str | None:
+    """Why the agent cannot take a ticket now; availability and capacity as the locked row
+    says (the roster's copy may be a moment older)."""
+    if slot is None:
         return "no longer on the roster"
-    if not agent.available:
+    if not slot.available:
         return "unavailable (switched off)"
-    if not on_shift(agent, now):
+    if agent.shifts and not on_shift(agent, now):
         return f"off shift ({agent.timezone})"
-    if load >= agent.max_open_tickets:
-        return f"at capacity ({load}/{agent.max_open_tickets})"
+    if slot.load >= slot.capacity:
+        return f"at capacity ({slot.load}/{slot.capacity})"
     return None
 
 
-def choose(level: dict[str, Any], members: Sequence[AgentInfo], loads: dict[str, int],
+def choose(level: dict[str, Any], members: Sequence[AgentInfo], slots: Mapping[str, Slot],
            cursor: tuple[str | None, int], ask: Ask, now: datetime) -> Pick:
-    """The level's strategy applied to the loads (and round-robin cursor: last agent,
-    turns) the database showed, with every reason."""
+    """The level's strategy applied to the locked agents' rows (and round-robin cursor:
+    last agent, turns), with every reason."""
     strategy = str(level.get("strategy", "least_loaded"))
     target = level.get("team") or level.get("role") or ", ".join(level.get("agents", []))
-    reasons = {a.id: _excluded(a, loads.get(a.id), now) for a in members}
-    able = [a for a in members if reasons[a.id] is None]
-    fresh = [a for a in able if a.id not in ask.avoid]
-    if fresh:
+    loads: dict[str, int] = {}
+    reasons: dict[str, str | None] = {}
+    able: list[AgentInfo] = []
+    for a in members:  # one pass: a level can hold hundreds of agents
+        slot = slots.get(a.id)
+        if slot is not None:
+            loads[a.id] = slot.load
+        reasons[a.id] = why_not = _excluded(a, slot, now)
+        if why_not is None:
+            able.append(a)
+    fresh = [a for a in able if a.id not in ask.avoid] if ask.avoid else able
+    if fresh and fresh is not able:
         for a in able:
             if a.id in ask.avoid:
                 reasons[a.id] = "held this ticket before (no ping-pong)"
         able = fresh
     chosen, why = None, f"no agent available in {target}"
-    sponsor = next((a for a in able if ask.prefer_email and a.email == ask.prefer_email), None)
+    sponsor = (next((a for a in able if a.email == ask.prefer_email), None)
+               if ask.prefer_email else None)
     if sponsor is not None:
         chosen, why = sponsor, f"the customer's executive sponsor {sponsor.name} is on {target}"
     elif able and strategy == "skills":

@@ -1,14 +1,14 @@
 """Routing decisions: which path and level a ticket is on, and who holds it.
 
-Every move goes through ``_assign``: pick at the target level (``slots.pick``: usually one
-conditional update of the chosen agent's load), append history
-with the explanation, and emit the events in the same transaction (outbox). A new ticket's
-assignment, the history and the outbox rows are only added to the session: the runner's
-batch writes them together at commit, instead of a flush per step. A move of an existing
-ticket first locks its assignment row, so one trigger moves a ticket once, on any replica.
+Every move goes through ``assign``: pick at the target level (``slots.pick``: the
+level's agents locked, the slot taken in memory), then gather the history with the
+explanation and the events in the handler call's ``Writes``. The caller then writes it
+all: ``slots.settle`` for loads and cursors, ``Writes.flush`` for rows and the outbox, in
+the same transaction. A move of an existing ticket first locks its assignment row, so one
+trigger moves a ticket once, on any replica. New tickets come in batches (``intake``).
 
 The roster is read from the in-memory ``catalog``; ``pick`` raises ``Stale`` before
-writing anything when the database holds a newer config version, and the decision is
+changing anything when the database holds a newer config version, and the decision is
 made again on the reloaded roster (``_with_roster``).
 """
 
@@ -22,12 +22,12 @@ from typing import Any, TypeVar
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from escalator.router import metrics
 from escalator.router.catalog import Catalog, PathInfo, catalog, current, reload
 from escalator.router.models import Agent, Assignment, AssignmentHistory
 from escalator.router.roster import Ask, Pick, holder
-from escalator.router.slots import Stale, note_load, pick
-from escalator.shared.db import on_commit, read_snapshot
+from escalator.router.slots import Stale, note_load, pick, settle
+from escalator.router.writes import Held, Writes
+from escalator.shared.db import read_snapshot
 from escalator.shared.events import (
     EscalationKind,
     Severity,
@@ -37,17 +37,12 @@ from escalator.shared.events import (
     TicketUnassignable,
     utcnow,
 )
-from escalator.shared.outbox import emit
 from escalator.shared.problems import Problem
 
 log = logging.getLogger(__name__)
 
-SOURCE = "/escalator/router"
 OPEN, CLOSED = "open", "closed"
 HIERARCHICAL = EscalationKind.hierarchical
-#: ``session.info`` key: assignments created in this transaction and maybe not flushed
-#: yet, which the database cannot see (a second ``ticket.created`` in one batch).
-_CREATED = "escalator.router.created"
 T = TypeVar("T")
 
 
@@ -115,43 +110,6 @@ async def _with_roster(session: AsyncSession, decide: Callable[[Catalog], Awaita
             known = await reload(session)
 
 
-async def route_new_ticket(session: AsyncSession, ticket: TicketSnapshot) -> None:
-    """Give a new ticket its first holder; a ticket already routed is left as it is."""
-    created: dict[str, Assignment] = session.info.setdefault(_CREATED, {})
-    # ``in session``: a savepoint rolled back since (the runner's careful path) expunged it.
-    if (earlier := created.get(ticket.ticket_id)) is not None and earlier in session:
-        log.info("ticket already routed; ticket.created ignored")
-        return
-
-    async def decide(known: Catalog) -> None:
-        path, rule = choose_path(known, ticket)
-        if path is None:
-            log.error("no default escalation path is configured; ticket left unrouted")
-            return
-        now = utcnow()
-        sponsor = ticket.customer.executive_sponsor
-        assignment = Assignment(
-            ticket_id=ticket.ticket_id, path_id=path.id,
-            level=executive_level(path) if ticket.executive else 0, agent_id=None,
-            severity=ticket.severity.value, status=OPEN, rule=rule, executive=ticket.executive,
-            language=ticket.language.lower(), category=(ticket.category or "").lower() or None,
-            sponsor_email=sponsor.email.lower() if sponsor and ticket.executive else None,
-            holders=[], repeats=0, created_at=now, updated_at=now,
-        )
-        matched = f"rule {rule}" if rule else "default path"
-        why = f"{matched} chose path {path.id}"
-        if ticket.executive:
-            why += "; executive ticket (cancellation or legal threat) starts at the executive level"
-        if await _assign(session, known, assignment, path, Move("ticket_created", why),
-                         new=True):
-            session.add(assignment)
-            created[ticket.ticket_id] = assignment
-        else:
-            log.info("ticket already routed; ticket.created ignored")
-
-    await _with_roster(session, decide)
-
-
 async def escalate(session: AsyncSession, ticket_id: str, move: Move, *,
                    to_level: int | None = None, executive: bool = False,
                    sponsor_email: str | None = None) -> bool:
@@ -168,6 +126,7 @@ async def escalate(session: AsyncSession, ticket_id: str, move: Move, *,
     if executive:
         assignment.executive = True
         assignment.sponsor_email = sponsor_email or assignment.sponsor_email
+    writes = Writes()
 
     async def decide(known: Catalog) -> None:
         path = known.paths.get(assignment.path_id)
@@ -177,21 +136,23 @@ async def escalate(session: AsyncSession, ticket_id: str, move: Move, *,
                   else assignment.level + 1 if to_level is None else to_level)
         top = len(path.levels) - 1
         if target <= top:
-            await _assign(session, known, assignment, path, move, to_level=target)
+            await assign(session, known, assignment, path, move, writes, to_level=target)
         elif assignment.repeats < path.repeat:
             repeat = Move("repeat", f"{move.reason}; top of path {path.id}: repeat "
                                     f"{assignment.repeats + 1} of {path.repeat}", move.kind)
-            await _assign(session, known, assignment, path, repeat, to_level=top)
+            await assign(session, known, assignment, path, repeat, writes, to_level=top)
             assignment.repeats += 1
         else:
-            _stay_at_top(session, known, assignment, path, move)
+            _stay_at_top(known, assignment, path, move, writes)
 
     await _with_roster(session, decide)
+    await settle(session)
+    await writes.flush(session)
     return True
 
 
-def _stay_at_top(session: AsyncSession, known: Catalog, assignment: Assignment,
-                 path: PathInfo, move: Move) -> None:
+def _stay_at_top(known: Catalog, assignment: Assignment, path: PathInfo, move: Move,
+                 writes: Writes) -> None:
     """The path is exhausted: the holder keeps the ticket, and a ``ticket.escalated`` that
     stays on its level, marked executive, keeps the executives informed of each trigger."""
     now, level = utcnow(), assignment.level
@@ -202,22 +163,21 @@ def _stay_at_top(session: AsyncSession, known: Catalog, assignment: Assignment,
     reason = (f"{move.reason}; already at the top of path {path.id}"
               f"{f' after {path.repeat} repeats' if path.repeat else ''}: {who}; "
               "executives informed")
-    emit(session, TicketEscalated(
+    writes.emit(TicketEscalated(
         ticket_id=assignment.ticket_id, severity=Severity(assignment.severity), path=path.id,
         kind=move.kind or HIERARCHICAL, trigger=move.trigger,  # type: ignore[arg-type]
         from_level=level, from_level_name=name, to_level=level, to_level_name=name,
         from_assignee=holder(held), to_assignee=holder(held), reason=reason,
         supervisor=holder(known.supervisors.get(team) if team else None), executive=True,
-    ), source=SOURCE, time=now)
-    _record(session, assignment, name, "top_level_reached", move.trigger, reason)
+    ), now)
+    writes.record(assignment, name, "top_level_reached", move.trigger, reason)
 
 
-async def _assign(session: AsyncSession, known: Catalog, assignment: Assignment,
-                  path: PathInfo, move: Move, *, to_level: int | None = None, hops: int = 0,
-                  new: bool = False) -> bool:
-    """Pick at the level, write history and events; on an empty level, queue on the
-    team, tell its supervisor, and skip on if the path says so. False when ``new`` and
-    the ticket turned out to be routed already (nothing done)."""
+async def assign(session: AsyncSession, known: Catalog, assignment: Held, path: PathInfo,
+                 move: Move, writes: Writes, *, to_level: int | None = None, hops: int = 0,
+                 check_version: bool = True) -> None:
+    """Pick at the level, gather history and events in ``writes``; on an empty level,
+    queue on the team, tell its supervisor, and skip on if the path says so."""
     now = utcnow()
     from_level = assignment.level
     level_index = from_level if to_level is None else to_level
@@ -226,11 +186,7 @@ async def _assign(session: AsyncSession, known: Catalog, assignment: Assignment,
     ask = Ask(language=assignment.language, category=assignment.category,
               avoid=tuple(assignment.holders), prefer_email=assignment.sponsor_email)
     chosen = await pick(session, known, path, level_index, ask, now,
-                        release=assignment.agent_id,
-                        new_ticket=assignment.ticket_id if new else None,
-                        check_version=hops == 0)
-    if chosen is None:
-        return False
+                        release=assignment.agent_id, check_version=check_version and hops == 0)
     agent = chosen.agent
     if agent is not None and agent.id not in assignment.holders:
         assignment.holders = [*assignment.holders, agent.id]
@@ -241,48 +197,46 @@ async def _assign(session: AsyncSession, known: Catalog, assignment: Assignment,
     name = level["name"]
     if to_level is not None:
         kind = move.kind or EscalationKind(level.get("kind", "functional"))
-        emit(session, TicketEscalated(
+        writes.emit(TicketEscalated(
             ticket_id=assignment.ticket_id, severity=Severity(assignment.severity),
             path=path.id, kind=kind, trigger=move.trigger,  # type: ignore[arg-type]
             from_level=from_level, from_level_name=level_name(path, from_level),
             to_level=level_index, to_level_name=name, from_assignee=holder(previous),
             to_assignee=holder(agent), reason=move.reason, supervisor=boss,
             executive=assignment.executive,
-        ), source=SOURCE, time=now)
-        on_commit(session, metrics.ESCALATIONS.labels(str(level_index), kind.value,
-                                                      move.trigger).inc)
-        _record(session, assignment, name, "escalated", move.trigger, move.reason)
-    _record(session, assignment, name, "assigned", move.trigger, chosen.reason, chosen,
-            rule=assignment.rule)
-    emit(session, TicketAssigned(
+        ), now)
+        writes.escalated[(str(level_index), kind.value, move.trigger)] += 1
+        writes.record(assignment, name, "escalated", move.trigger, move.reason)
+    writes.record(assignment, name, "assigned", move.trigger, chosen.reason, chosen,
+                  rule=assignment.rule)
+    writes.emit(TicketAssigned(
         ticket_id=assignment.ticket_id, severity=Severity(assignment.severity), path=path.id,
         level=level_index, level_name=name, assignee=holder(agent),
         strategy=chosen.strategy, reason=chosen.reason, rule=assignment.rule,
         candidates=chosen.candidates(), previous_assignee=holder(previous), supervisor=boss,
         executive=assignment.executive, ack_timeout_seconds=level.get("ack_timeout_seconds"),
-    ), source=SOURCE, time=now)
-    outcome = "assigned" if agent else "unassigned"
-    on_commit(session, metrics.ASSIGNMENTS.labels(str(level_index), outcome).inc)
+    ), now)
+    writes.assigned[(str(level_index), "assigned" if agent else "unassigned")] += 1
     if agent is None:
-        await _unassignable(session, known, assignment, path, level, chosen, boss, hops)
-    return True
+        await _unassignable(session, known, assignment, path, level, chosen, boss, writes,
+                            hops)
 
 
-async def _unassignable(session: AsyncSession, known: Catalog, assignment: Assignment,
+async def _unassignable(session: AsyncSession, known: Catalog, assignment: Held,
                         path: PathInfo, level: dict[str, Any], chosen: Pick, boss: Any,
-                        hops: int) -> None:
+                        writes: Writes, hops: int) -> None:
     team = level.get("team") or (chosen.considered[0][0].id if chosen.considered else "")
-    emit(session, TicketUnassignable(
+    writes.emit(TicketUnassignable(
         ticket_id=assignment.ticket_id, severity=Severity(assignment.severity), path=path.id,
         level=assignment.level, level_name=level["name"], team=str(team), supervisor=boss,
         reason=f"{chosen.reason}; queued on {team}",
-    ), source=SOURCE, time=assignment.updated_at)
+    ), assignment.updated_at)
     top = len(path.levels) - 1
     if path.on_empty == "skip" and assignment.level < top and hops < len(path.levels):
-        await _assign(session, known, assignment, path,
-                      Move("empty_level", f"nobody at {level['name']} can take it; "
-                                          f"path {path.id} skips empty levels"),
-                      to_level=assignment.level + 1, hops=hops + 1)
+        await assign(session, known, assignment, path,
+                     Move("empty_level", f"nobody at {level['name']} can take it; "
+                                         f"path {path.id} skips empty levels"),
+                     writes, to_level=assignment.level + 1, hops=hops + 1)
 
 
 async def adjust_load(session: AsyncSession, ticket_id: str, *, reopen: bool) -> None:
@@ -335,14 +289,3 @@ def level_name(path: PathInfo, index: int) -> str:
     if index < len(path.levels):
         return str(path.levels[index]["name"])
     return f"level {index} (no longer on path {path.id})"
-
-
-def _record(session: AsyncSession, assignment: Assignment, level: str, action: str,
-            trigger: str, reason: str, chosen: Pick | None = None,
-            rule: str | None = None) -> None:
-    session.add(AssignmentHistory(
-        ticket_id=assignment.ticket_id, level=assignment.level, level_name=level,
-        agent_id=assignment.agent_id, action=action, trigger=trigger, reason=reason,
-        at=utcnow(), strategy=chosen.strategy if chosen else None, rule=rule,
-        candidates=chosen.compact() if chosen else None,
-    ))

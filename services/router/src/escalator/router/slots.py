@@ -1,40 +1,42 @@
-"""Taking an agent's slot: the only place routing reads loads and writes them.
+"""Taking agents' slots: the only place routing reads loads and writes them.
 
-A decision is usually one statement. The loads of a level's agents are read once per
-transaction (``observe``, without locks) and kept in a per-transaction ``View`` that the
-decisions of the same batch update with their own takes. The chosen agent's slot is then
-taken by one conditional ``UPDATE ... RETURNING``: still available, still under capacity,
-the roster still at the version the choice was made with, and (for a new ticket) not
-routed yet. That update waits for a competing replica's transaction and re-checks its
-conditions on the committed row, so replicas never overload an agent; when it takes
-nothing, the decision reads the level afresh (``Stale`` if the roster changed, nothing if
-the ticket was routed meanwhile) and chooses again.
+Before a decision looks at a level, its agents' rows are locked (``SELECT ... FOR
+UPDATE``, in id order): their loads, availability and capacity are then exact until the
+transaction ends, because no other replica can take or free those slots meanwhile. A
+batch of new tickets locks every agent all its decisions may pick with one statement
+(``lock``); the decisions then take and free slots in memory (``View``), and ``settle``
+writes every changed load with one statement before the handler returns. Round-robin
+cursors likewise: locked together (created at first use), advanced in memory, written by
+``settle``. So replicas never overload an agent nor share a round-robin turn: whoever
+locks second waits for the first one's commit and reads what it wrote.
 
-Round-robin cursors are locked (``FOR UPDATE``) the first time a transaction uses them
-and then advanced in memory; the unit of work writes them at commit. Two replicas thus
-take turns on one level one transaction after the other and never share a turn.
+Locks are taken in id order within a statement, so two replicas locking overlapping sets
+queue instead of deadlocking. A transaction that locks more later (a second run of new
+tickets in one batch, an escalation) can still meet another in the opposite order;
+PostgreSQL then aborts one of them and the runner applies that batch again.
+
+The roster version is read with the locks: a change committed since the in-memory
+roster was loaded raises ``Stale`` while the decision has changed nothing yet, and the
+decision is made again on the reloaded roster.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Result, Table, bindparam, exists, false, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from escalator.router.catalog import AgentInfo, Catalog, PathInfo, config_version
-from escalator.router.models import Agent, Assignment, RoundRobin
-from escalator.router.roster import Ask, Pick, choose
+from escalator.router.catalog import Catalog, PathInfo, config_version
+from escalator.router.models import Agent, RoundRobin
+from escalator.router.roster import Ask, Pick, Slot, choose
 
 agents = cast(Table, Agent.__table__)
 cursors = cast(Table, RoundRobin.__table__)
-assignments = cast(Table, Assignment.__table__)
-#: Fresh looks at one level before giving up: each one means another replica committed.
-MAX_ATTEMPTS = 20
 _VIEW = "escalator.router.view"
 
 
@@ -43,15 +45,25 @@ class Stale(Exception):
 
 
 @dataclass
+class Turn:
+    """A level's round-robin cursor as this transaction locked it."""
+
+    last_agent_id: str | None
+    turns: int
+
+
+@dataclass
 class View:
-    """What this transaction knows of loads and cursors: read once, then kept current by
-    its own writes. Tied to one (sub)transaction: a savepoint rolled back since would
-    have undone some of those writes, so a new one starts empty."""
+    """The rows this transaction has locked, kept current by its own decisions, and the
+    changes not written yet. Tied to one (sub)transaction: rolling a savepoint back
+    releases the locks taken in it and undoes its writes, so a new one starts empty."""
 
     transaction: Any
-    loads: dict[str, int] = field(default_factory=dict)
-    levels: set[tuple[str, int]] = field(default_factory=set)  #: (path, level) read here
-    cursors: dict[str, RoundRobin] = field(default_factory=dict)
+    slots: dict[str, Slot] = field(default_factory=dict)
+    steps: dict[str, int] = field(default_factory=dict)  #: load changes to write
+    cursors: dict[str, Turn] = field(default_factory=dict)
+    moved: set[str] = field(default_factory=set)  #: cursors to write
+    levels: set[tuple[str, int]] = field(default_factory=set)  #: (path, level) locked
 
 
 def view(session: AsyncSession) -> View:
@@ -63,141 +75,135 @@ def view(session: AsyncSession) -> View:
     return found
 
 
-async def _run(session: AsyncSession, statement: Any) -> Result[Any]:
-    """Execute without autoflush, so the batch's assignments, history and outbox rows are
-    written together when it commits instead of before every statement. Safe because
-    these statements read no pending row: loads are written here at once, cursors are
-    read before their first change, and ``service`` tracks unflushed new assignments."""
-    with session.no_autoflush:
-        return await session.execute(statement)
+def among(column: Any, name: str, session: AsyncSession) -> Any:
+    """``column IN (the list bound as name)``. On PostgreSQL one array parameter, so the
+    statement's text (and its prepared statement) is the same for any number of ids,
+    unnested in a subquery: ``column = ANY($1)`` gets a generic plan that compares every
+    row of the table with every id (20 ms for a thousand agents), a semi-join does not."""
+    if session.get_bind().dialect.name == "postgresql":
+        ids = bindparam(name, type_=postgresql.ARRAY(column.type))
+        return column.in_(select(func.unnest(ids)).scalar_subquery())
+    return column.in_(bindparam(name, expanding=True))
 
 
-@dataclass(frozen=True)
-class Seen:
-    version: int
-    routed: bool
+async def lock(session: AsyncSession, known: Catalog, agent_ids: Iterable[str],
+               cursor_keys: Iterable[str] = (), *, check_version: bool = True) -> View:
+    """Lock (once per transaction) the agents and round-robin cursors a decision may use.
+
+    Raises ``Stale`` when ``check_version`` and the roster changed since ``known``; the
+    locks taken stay (they are this transaction's and the rows read are still exact)."""
+    here = view(session)
+    missing = sorted(set(agent_ids).difference(here.slots))
+    if missing:
+        version = select(config_version.c.version).scalar_subquery()
+        query = (select(agents.c.id, agents.c.open_tickets, agents.c.available,
+                        agents.c.max_open_tickets, version.label("version"))
+                 .where(among(agents.c.id, "ids", session))
+                 .order_by(agents.c.id).with_for_update(of=agents))
+        rows = (await _run(session, query, {"ids": missing})).all()
+        here.slots.update({r.id: Slot(int(r.open_tickets), bool(r.available),
+                                      int(r.max_open_tickets)) for r in rows})
+        if check_version:
+            seen = rows[0].version if rows else await session.scalar(
+                select(config_version.c.version))
+            if seen != known.version:
+                raise Stale
+    keys = sorted(set(cursor_keys).difference(here.cursors))
+    if keys:
+        await _lock_cursors(session, here, keys)
+    return here
 
 
-async def observe(session: AsyncSession, members: Sequence[AgentInfo],
-                  ticket_id: str | None) -> Seen:
-    """One read: the config version, whether ``ticket_id`` is routed, and the loads."""
-    routed = (exists().where(assignments.c.ticket_id == ticket_id) if ticket_id
-              else false())
-    query = (select(config_version.c.version, routed.label("routed"), agents.c.id,
-                    agents.c.open_tickets)
-             .select_from(config_version.outerjoin(
-                 agents, agents.c.id.in_([a.id for a in members]))))
-    rows = (await _run(session, query)).all()
-    view(session).loads.update({r.id: int(r.open_tickets) for r in rows if r.id is not None})
-    return Seen(int(rows[0].version), bool(rows[0].routed))
+async def _lock_cursors(session: AsyncSession, here: View, keys: list[str]) -> None:
+    query = (select(cursors.c.key, cursors.c.last_agent_id, cursors.c.turns)
+             .where(among(cursors.c.key, "keys", session))
+             .order_by(cursors.c.key).with_for_update())
+    rows = (await _run(session, query, {"keys": keys})).all()
+    new = sorted(set(keys).difference(r.key for r in rows))
+    if new:
+        # Created apart from reading: two replicas creating one at once cannot both
+        # insert, and the second then waits for the first one's lock.
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        await _run(session, dialect.insert(cursors).on_conflict_do_nothing(),
+                   [{"key": k, "last_agent_id": None, "turns": 0} for k in new])
+        rows = [*rows, *(await _run(session, query, {"keys": new})).all()]
+    here.cursors.update({r.key: Turn(r.last_agent_id, int(r.turns)) for r in rows})
 
 
 async def pick(session: AsyncSession, known: Catalog, path: PathInfo, index: int, ask: Ask,
-               now: datetime, *, release: str | None, new_ticket: str | None = None,
-               check_version: bool = True) -> Pick | None:
-    """Choose an agent for level ``index`` of ``path`` and take its slot.
+               now: datetime, *, release: str | None, check_version: bool = True) -> Pick:
+    """Choose an agent for level ``index`` of ``path`` and take its slot (in this
+    transaction's view: ``settle`` writes it).
 
-    ``release`` is the current holder, whose slot is given back first. Returns None when
-    ``new_ticket`` turns out to be routed already. Raises ``Stale`` when ``known`` is
-    older than the database, only while nothing is written (and ``check_version``)."""
+    ``release`` is the current holder, whose slot is given back first. Raises ``Stale``
+    (only when ``check_version``) before changing anything."""
     level, members = path.levels[index], path.members[index]
-    key = f"{path.id}:{index}" if level.get("strategy") == "round_robin" else None
-    seen_here = view(session)
-    fresh = (path.id, index) not in seen_here.levels or release is not None
-    version, restartable = known.version, check_version
-    for _ in range(MAX_ATTEMPTS):
-        if fresh:
-            seen = await observe(session, members, new_ticket)
-            seen_here.levels.add((path.id, index))
-            if seen.version != version:
-                if restartable:
-                    raise Stale
-                version = seen.version  # this decision began before the change: finish it
-            if seen.routed:
-                return None
-            if release is not None:
-                await _release(session, release)
-                release, restartable = None, False
-        cursor = await _cursor(session, key) if key else None
-        chosen = choose(level, members, seen_here.loads,
-                        (cursor.last_agent_id, cursor.turns) if cursor else (None, 0), ask, now)
-        if chosen.agent is None:
-            if fresh:
-                return chosen
-            fresh = True  # nobody, by this transaction's earlier look: look again
-            continue
-        load = await take(session, chosen.agent.id, version, new_ticket)
-        if load is not None:
-            seen_here.loads[chosen.agent.id] = load
-            if cursor is not None and chosen.by_turn:
-                cursor.last_agent_id, cursor.turns = chosen.agent.id, cursor.turns + 1
-            return chosen
-        fresh = True
-    raise RuntimeError(f"no slot taken at level {index} of path {path.id} after "
-                       f"{MAX_ATTEMPTS} attempts: the roster keeps changing underneath")
+    key = cursor_key(path, index)
+    here = view(session)
+    if (path.id, index) not in here.levels or (release and release not in here.slots):
+        ids = [a.id for a in members] + ([release] if release else [])
+        await lock(session, known, ids, [key] if key else [], check_version=check_version)
+        here.levels.add((path.id, index))
+    if release is not None:
+        step(here, release, -1)
+    cursor = here.cursors[key] if key else None
+    chosen = choose(level, members, here.slots,
+                    (cursor.last_agent_id, cursor.turns) if cursor else (None, 0), ask, now)
+    if chosen.agent is not None:
+        step(here, chosen.agent.id, 1)
+        if cursor is not None and key is not None and chosen.by_turn:
+            cursor.last_agent_id, cursor.turns = chosen.agent.id, cursor.turns + 1
+            here.moved.add(key)
+    return chosen
 
 
-def _take(*, new_ticket: bool) -> Any:
-    """Built once: the hot statement of every decision skips SQL construction."""
-    statement = (update(agents)
-                 .where(agents.c.id == bindparam("agent"), agents.c.available,
-                        agents.c.open_tickets < agents.c.max_open_tickets,
-                        select(config_version.c.version).scalar_subquery()
-                        == bindparam("version"))
-                 .values(open_tickets=agents.c.open_tickets + 1)
-                 .returning(agents.c.open_tickets))
-    if new_ticket:
-        statement = statement.where(
-            ~exists().where(assignments.c.ticket_id == bindparam("ticket")))
-    return statement
+def cursor_key(path: PathInfo, index: int) -> str | None:
+    """The level's round-robin cursor, when it has one."""
+    return f"{path.id}:{index}" if path.levels[index].get("strategy") == "round_robin" else None
 
 
-_TAKE, _TAKE_NEW = _take(new_ticket=False), _take(new_ticket=True)
+def step(here: View, agent_id: str, change: int) -> None:
+    """Take (+1) or free (-1) a slot of a locked agent; a load never goes below zero."""
+    slot = here.slots.get(agent_id)
+    if slot is None:  # removed from the roster since it took the ticket: nothing to free
+        return
+    change = max(change, -slot.load)
+    slot.load += change
+    here.steps[agent_id] = here.steps.get(agent_id, 0) + change
 
 
-async def take(session: AsyncSession, agent_id: str, version: int,
-               new_ticket: str | None) -> int | None:
-    """One more open ticket for the agent, only if it is still available and under
-    capacity, the roster still at ``version``, and ``new_ticket`` not routed yet.
-    Returns the agent's new load, or None when any of that no longer holds."""
-    params = {"agent": agent_id, "version": version}
-    if new_ticket is not None:
-        params["ticket"] = new_ticket
+_STEP = (update(agents).where(agents.c.id == bindparam("agent"))
+         .values(open_tickets=agents.c.open_tickets + bindparam("step")))
+_MOVE = (update(cursors).where(cursors.c.key == bindparam("cursor"))
+         .values(last_agent_id=bindparam("last"), turns=bindparam("count")))
+
+
+async def settle(session: AsyncSession) -> None:
+    """Write the view's load and cursor changes: one statement each, all rows at once.
+
+    Loads are written as increments, so a change made directly in the same transaction
+    (``note_load``) adds up with them."""
+    here = view(session)
+    steps = [{"agent": a, "step": n} for a, n in sorted(here.steps.items()) if n]
+    if steps:
+        await _run(session, _STEP, steps)
+    if here.moved:
+        await _run(session, _MOVE, [
+            {"cursor": k, "last": here.cursors[k].last_agent_id, "count": here.cursors[k].turns}
+            for k in sorted(here.moved)])
+    here.steps.clear()
+    here.moved.clear()
+
+
+def note_load(session: AsyncSession, agent_id: str, change: int) -> None:
+    """Keep this transaction's view in step with a load change written elsewhere in it."""
+    slot = view(session).slots.get(agent_id)
+    if slot is not None:
+        slot.load = max(slot.load + change, 0)
+
+
+async def _run(session: AsyncSession, statement: Any, params: Any = None) -> Any:
+    """Execute without autoflush: these statements read and write only agents and
+    cursors, which the unit of work never holds changes to."""
     with session.no_autoflush:
-        load = (await session.execute(_TAKE if new_ticket is None else _TAKE_NEW,
-                                      params)).scalar()
-    return None if load is None else int(load)
-
-
-async def _release(session: AsyncSession, agent_id: str) -> None:
-    await _run(session, update(agents).where(agents.c.id == agent_id, agents.c.open_tickets > 0)
-               .values(open_tickets=agents.c.open_tickets - 1))
-    note_load(session, agent_id, -1)
-
-
-def note_load(session: AsyncSession, agent_id: str, step: int) -> None:
-    """Keep this transaction's view in step with a load change made elsewhere in it."""
-    loads = view(session).loads
-    if agent_id in loads:
-        loads[agent_id] = max(loads[agent_id] + step, 0)
-
-
-async def _cursor(session: AsyncSession, key: str) -> RoundRobin:
-    """The level's round-robin cursor, locked for the rest of the transaction (created at
-    first use: inserted apart, so two replicas creating it at once cannot both insert)."""
-    cursors_here = view(session).cursors
-    if key in cursors_here:
-        return cursors_here[key]
-    with session.no_autoflush:
-        cursor = await session.get(RoundRobin, key, with_for_update=True,
-                                   populate_existing=True)
-        if cursor is None:
-            dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-            await session.execute(dialect.insert(cursors)
-                                  .values(key=key, last_agent_id=None, turns=0)
-                                  .on_conflict_do_nothing())
-            cursor = await session.get(RoundRobin, key, with_for_update=True,
-                                       populate_existing=True)
-    assert cursor is not None
-    cursors_here[key] = cursor
-    return cursor
+        return await session.execute(statement, params)
