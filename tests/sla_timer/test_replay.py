@@ -44,11 +44,14 @@ def stable(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 async def test_replaying_events_rebuilds_the_same_clocks(pg_env: Env, tmp_path: Path) -> None:
     config = policy_file(tmp_path, {
-        "id": "full", "match": {"category": "full"}, "first_response": "PT1H",
+        "id": "full", "match": {"category": "full"}, "first_response": "PT2H",
         "next_update": "PT2H", "resolution": "PT8H", "warning_before": "PT10M",
         "on_level_change": "extend"})
     first = settings(pg_env, config)
     ticket = new_ticket_id()
+    # An hour ago, with targets and warnings all still ahead: nothing falls due while
+    # the events are read, so neither service can fire a timer between two of them
+    # (that would be a real breach, and a race between the two runs, not a replay).
     t = utcnow() - timedelta(hours=1)
 
     def at(minutes: int) -> Any:

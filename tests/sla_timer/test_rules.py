@@ -47,7 +47,7 @@ CONFIG: dict[str, Any] = {"sla": {
         PROBE,
         {"id": "cal", "match": {"category": "cal"}, "calendar": "berlin",
          "first_response": "PT1H"},
-        {"id": "pause", "match": {"category": "pause"}, "first_response": "PT60S"},
+        {"id": "pause", "match": {"category": "pause"}, "first_response": "PT1H"},
         {"id": "updates", "match": {"category": "updates"}, "first_response": "PT1H",
          "next_update": "PT1.5S"},
         {"id": "urgent", "match": {"category": "resolve", "severity": "critical"},
@@ -80,6 +80,9 @@ async def test_clock_rules(env: Env, tmp_path: Path) -> None:
         pause, waiting, updates, resolve, ack, cal = (new_ticket_id() for _ in range(6))
 
         # Pause/resume: 1 s counted before the pause, 90 s paused, then running again.
+        # The target is long enough that the clock is not due even without the pause:
+        # the consumer may apply the creation a poll before the pause, and a clock due by
+        # then would rightly breach (its timer fires once it is due and read).
         await send(env, TicketCreated, pause, at=now - timedelta(seconds=100), category="pause")
         await send(env, TicketWaitingOnCustomer, pause, at=now - timedelta(seconds=99))
         replied = now - timedelta(seconds=9)
@@ -117,7 +120,7 @@ async def test_clock_rules(env: Env, tmp_path: Path) -> None:
         state = by_name(await wait_until(lambda: has_clocks(
             svc, pause, {("first_response", 0, "running")}), message="pause clock"))
         first = state[("first_response", 0)]
-        assert parse(first["due_at"]) == replied + timedelta(seconds=59)
+        assert parse(first["due_at"]) == replied + timedelta(seconds=3599)
         assert first["paused_at"] is None and 9 <= first["elapsed_seconds"] < 60
         state = by_name(await wait_until(lambda: has_clocks(
             svc, waiting, {("first_response", 0, "paused")}), message="paused clock"))
