@@ -52,6 +52,23 @@ async def test_http_guards(pg_env: Env) -> None:
         signed = await c.post("/v1/channels/chat/events", content=chat, headers={
             **json_type, SIGNATURE_HEADER: sign("old-chat-secret", chat), "Authorization": ""})
         assert signed.status_code == 202, signed.text
+        # The same signed bytes again are a replay, whichever secret signed them; an
+        # expired timestamp is refused; the sender's re-signed retry is taken.
+        replayed = await c.post("/v1/channels/chat/events", content=chat,
+                                headers=signed.request.headers)
+        assert replayed.status_code == 401 and "already used" in replayed.json()["detail"]
+        expired = await c.post("/v1/channels/chat/events", content=chat, headers={
+            **json_type, SIGNATURE_HEADER: sign("new-chat-secret", chat,
+                                                int(time.time()) - 301)})
+        assert expired.status_code == 401 and "window" in expired.json()["detail"]
+        stamp = int(signed.request.headers[SIGNATURE_HEADER].split(",")[0][2:]) - 1
+        resigned = await c.post("/v1/channels/chat/events", content=chat, headers={
+            **json_type, SIGNATURE_HEADER: sign("new-chat-secret", chat, stamp)})
+        assert resigned.status_code == 202, resigned.text
+        assert resigned.json()["ticket_id"] == signed.json()["ticket_id"]
+        metrics = (await c.get("/metrics")).text
+        assert 'escalator_ingest_webhook_refused_total{channel="chat",reason="replayed"} 1.0' \
+            in metrics
         # A bad signature is refused before the (invalid) body is even parsed.
         garbage = b"{not json"
         assert (await c.post("/v1/channels/chat/events", content=garbage, headers={

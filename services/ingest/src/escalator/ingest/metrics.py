@@ -32,6 +32,13 @@ GROUP_COMMIT_EVENTS = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 500),
 )
 
+WEBHOOK_REFUSED = Counter(
+    "escalator_ingest_webhook_refused_total",
+    "Requests to signed channels refused, by channel and reason (signature: missing, "
+    "malformed, wrong or expired; replayed: the same signed request again).",
+    ["channel", "reason"],
+)
+
 
 async def count_open_tickets(session: AsyncSession) -> None:
     """Refresh ``escalator_open_tickets`` from the tickets table."""

@@ -132,3 +132,16 @@ class IdempotentRequest(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime]
+
+
+class SeenSignature(Base):
+    """A signed webhook request already taken: the same signed bytes again are a replay.
+
+    Kept only while its timestamp is inside the tolerance window; older signatures are
+    refused by their timestamp alone, so their rows are pruned.
+    """
+
+    __tablename__ = "seen_signatures"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(index=True)

@@ -4,8 +4,12 @@ Webhook signatures follow the scheme payment and chat platforms use: the sender 
 ``Escalator-Signature: t=<unix seconds>,v1=<hex>`` on the request, where ``v1`` is
 HMAC-SHA256 over ``"<t>." + raw body`` with the channel's secret. Several ``v1`` values
 may be sent while a secret rotates; any one matching is enough. Comparison is
-constant-time and a timestamp outside the tolerance window (5 minutes) is a replay.
-A channel with secrets configured must be signed; other channels take an API key.
+constant-time. A timestamp outside the tolerance window (5 minutes) is refused as
+expired, and the same signed bytes (timestamp and body) a second time inside it are
+refused as a replay: what was taken is recorded in the database, so every replica sees
+it. Senders that retry sign each attempt afresh, as Stripe's and Standard Webhooks' do,
+so a byte-identical request is never a legitimate retry. A channel with secrets
+configured must be signed; other channels take an API key.
 """
 
 from __future__ import annotations
@@ -14,13 +18,20 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from pydantic import SecretStr
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 
+from escalator.ingest import metrics
+from escalator.ingest.models import SeenSignature
 from escalator.ingest.settings import IngestSettings
+from escalator.shared.app import get_runtime
+from escalator.shared.events import utcnow
 from escalator.shared.problems import Problem
 from escalator.shared.settings import hash_api_key
 
@@ -39,7 +50,8 @@ def _unauthorized(detail: str) -> Problem:
 
 
 def verify(header: str | None, body: bytes, secrets: list[SecretStr], *,
-           tolerance: int, now: float | None = None) -> None:
+           tolerance: int, now: float | None = None) -> int:
+    """The signed timestamp, once the header proves ``body`` came from a secret holder."""
     if not header:
         raise _unauthorized(f"this channel requires the {SIGNATURE_HEADER} header")
     timestamp: int | None = None
@@ -64,6 +76,37 @@ def verify(header: str | None, body: bytes, secrets: list[SecretStr], *,
             matched |= hmac.compare_digest(expected, candidate)
     if not matched:
         raise _unauthorized(f"{SIGNATURE_HEADER} does not match")
+    return timestamp
+
+
+#: How often the records of signatures past the window are deleted (seconds).
+PRUNE_EVERY = 60.0
+
+
+async def take_signature(request: Request, channel: str, timestamp: int, body: bytes,
+                         tolerance: int) -> None:
+    """Record the signed request as taken, or refuse it as a replay (401).
+
+    Keyed by what was signed, not by the signature: during a rotation the same request
+    signed with the other secret is the same request.
+    """
+    runtime = get_runtime(request)
+    digest = hashlib.sha256(f"{channel}\0{timestamp}.".encode() + body).hexdigest()
+    now = utcnow()
+    try:
+        async with runtime.sessionmaker() as session, session.begin():
+            session.add(SeenSignature(key=digest, seen_at=now))
+            await session.flush()
+            last = runtime.extras.get("signatures_pruned", 0.0)
+            if time.monotonic() - last >= PRUNE_EVERY:
+                runtime.extras["signatures_pruned"] = time.monotonic()
+                # Both clocks may be off by the tolerance: keep twice the window.
+                await session.execute(delete(SeenSignature).where(
+                    SeenSignature.seen_at < now - timedelta(seconds=2 * tolerance)))
+    except IntegrityError:
+        metrics.WEBHOOK_REFUSED.labels(channel, "replayed").inc()
+        raise _unauthorized(f"{SIGNATURE_HEADER} was already used: a signed request is "
+                            "taken once (sign each attempt anew)") from None
 
 
 def _bearer_scopes(request: Request) -> list[str] | None:
@@ -122,8 +165,14 @@ class ChannelRoute(APIRoute):
             if request.url.path.endswith("/pagerduty"):
                 pass  # authenticated by its routing_key, checked after parsing
             elif secrets:
-                verify(request.headers.get(SIGNATURE_HEADER), body, secrets,
-                       tolerance=settings.webhook_tolerance_seconds)
+                tolerance = settings.webhook_tolerance_seconds
+                try:
+                    signed_at = verify(request.headers.get(SIGNATURE_HEADER), body, secrets,
+                                       tolerance=tolerance)
+                except Problem:
+                    metrics.WEBHOOK_REFUSED.labels(channel, "signature").inc()
+                    raise
+                await take_signature(request, channel, signed_at, body, tolerance)
             else:
                 check_api_key(request)
             return await handler(request)
