@@ -15,7 +15,7 @@ import sys
 
 from bench.common import Report, machine
 
-SECTIONS = ["ingest", "router", "sla", "notifier"]
+SECTIONS = ["ingest", "router", "sla", "notifier", "pipeline"]
 
 
 def main() -> None:

@@ -112,9 +112,11 @@ class RawHttpClient:
         self._writer.close()
 
     async def post_json(self, path: str, body: Any) -> tuple[int, bytes]:
-        payload = json.dumps(body).encode()
+        return await self.post(path, json.dumps(body).encode(), "application/json")
+
+    async def post(self, path: str, payload: bytes, content_type: str) -> tuple[int, bytes]:
         head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+                f"Content-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n"
                 f"{self.extra}\r\n").encode()
         self._writer.write(head + payload)
         status_line = await self._reader.readline()
