@@ -12,6 +12,7 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,3 +131,45 @@ class RawHttpClient:
             if name.lower() == "content-length":
                 length = int(value.strip())
         return status, await self._reader.readexactly(length)
+
+
+async def open_loop(url: str, rate: float, seconds: float, headers: dict[str, str],
+                    send: Callable[[RawHttpClient, int, float], Awaitable[None]],
+                    connections: int = 64) -> float:
+    """Request ``n`` is due at ``n / rate`` s: ``send(client, n, due)`` runs then on a free
+    keep-alive connection, ``due`` being its wall-clock time (``time.time()``), so
+    latency measured from it counts waiting for a connection too (open loop: a slow
+    system is not offered less). Returns the rate actually offered.
+    """
+    import asyncio
+
+    host, port = url.removeprefix("http://").split(":")
+    free: asyncio.Queue[RawHttpClient] = asyncio.Queue()
+    opened = []
+    for _ in range(connections):
+        client = RawHttpClient(host, int(port), headers)
+        opened.append(await client.__aenter__())
+        free.put_nowait(client)
+
+    async def one(n: int, due: float) -> None:
+        client = await free.get()
+        try:
+            await send(client, n, due)
+        finally:
+            free.put_nowait(client)
+
+    total = max(int(rate * seconds), 1)
+    began, began_wall = time.perf_counter(), time.time()
+    tasks = []
+    try:
+        for n in range(total):
+            delay = began + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(n, began_wall + n / rate)))
+        offered = total / (time.perf_counter() - began)
+        await asyncio.gather(*tasks)
+    finally:
+        for client in opened:
+            await client.__aexit__()
+    return offered

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from bench.common import PG_URL, ROOT, RawHttpClient, Report, percentile
+from bench.common import PG_URL, ROOT, RawHttpClient, Report, open_loop, percentile
 
 SECTION = "ingest"
 API_KEY = "bench-admin-key"
@@ -73,45 +73,20 @@ async def closed_loop(url: str, seconds: float, clients: int,
 
 
 async def paced(url: str, rate: float, seconds: float,
-                body: Callable[[int], dict[str, Any]], connections: int = 64) -> list[float]:
+                body: Callable[[int], dict[str, Any]]) -> list[float]:
     """Open loop at ``rate`` requests/s: latency as a client at that load sees it.
 
-    Latency counts from the moment a request was due, so waiting for a free connection
-    counts too. Raw keep-alive sockets, because at a few hundred requests a second httpx
-    itself queues requests and the figure would measure the client.
+    Raw keep-alive sockets, because at a few hundred requests a second httpx itself
+    queues requests and the figure would measure the client.
     """
     latencies: list[float] = []
-    total = max(int(rate * seconds), 1)
-    host, port = url.removeprefix("http://").split(":")
-    free: asyncio.Queue[RawHttpClient] = asyncio.Queue()
-    opened = []
-    for _ in range(connections):
-        client = RawHttpClient(host, int(port), {"Authorization": f"Bearer {API_KEY}"})
-        opened.append(await client.__aenter__())
-        free.put_nowait(client)
 
-    async def one(n: int, due: float) -> None:
-        client = await free.get()
-        try:
-            status, _ = await client.post_json("/v1/channels/api/events", body(n))
-        finally:
-            free.put_nowait(client)
+    async def send(client: RawHttpClient, n: int, due: float) -> None:
+        status, _ = await client.post_json("/v1/channels/api/events", body(n))
         if status == 202:
-            latencies.append(time.perf_counter() - due)
+            latencies.append(time.time() - due)
 
-    try:
-        began = time.perf_counter()
-        tasks = []
-        for n in range(total):
-            due = began + n / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(n, due)))
-        await asyncio.gather(*tasks)
-    finally:
-        for client in opened:
-            await client.__aexit__()
+    await open_loop(url, rate, seconds, {"Authorization": f"Bearer {API_KEY}"}, send)
     return latencies
 
 

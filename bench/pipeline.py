@@ -35,12 +35,13 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.common import PG_URL, ROOT, RawHttpClient, Report, percentile
+from bench.common import PG_URL, ROOT, RawHttpClient, Report, open_loop, percentile
 from bench.ingest import closed_loop, noop_app  # noqa: F401 - noop_app runs in its process
 from bench.ingest import event as noop_event
 from escalator.shared.bus import ensure_topics
@@ -155,6 +156,8 @@ class Seen:
     reassigned: dict[str, float] = field(default_factory=dict)
     first_assignments: Counter[str] = field(default_factory=Counter)
     breaches: Counter[tuple[str, str, int]] = field(default_factory=Counter)
+    deliveries: Counter[str] = field(default_factory=Counter)  # webhook id -> received
+    collected: int = 0  # how much of the sink's log is counted above
 
     def latencies(self, start: dict[str, float], end: dict[str, float],
                   tickets: set[str]) -> list[float]:
@@ -214,8 +217,6 @@ class Observer:
 
 
 def _epoch(stamp: str) -> float:
-    from datetime import datetime
-
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
@@ -332,31 +333,16 @@ class System:
 
 # -- the phases -------------------------------------------------------------------------
 
-async def drive(url: str, rate: float, seconds: float, run: str, seen: Seen,
-                connections: int = 64) -> tuple[set[str], float, int]:
-    """Open loop at ``rate``: (tickets accepted, the rate actually offered, errors).
-
-    A request's clock starts when it was due, so a sender waiting for a connection
-    counts against the system, not in its favour.
-    """
-    host, port = url.removeprefix("http://").split(":")
-    free: asyncio.Queue[RawHttpClient] = asyncio.Queue()
-    opened = []
-    for _ in range(connections):
-        client = RawHttpClient(host, int(port), {"Authorization": f"Bearer {API_KEY}"})
-        opened.append(await client.__aenter__())
-        free.put_nowait(client)
+async def drive(url: str, rate: float, seconds: float, run: str, seen: Seen
+                ) -> tuple[set[str], float, int]:
+    """The mix at ``rate`` (open loop): (tickets accepted, the rate offered, errors).
+    A ticket's clock starts when its request was due."""
     tickets: set[str] = set()
     errors = 0
 
-    async def one(n: int, due: float) -> None:
+    async def send(client: RawHttpClient, n: int, due: float) -> None:
         nonlocal errors
-        path, body, content_type = channel_event(n, run)
-        client = await free.get()
-        try:
-            status, answer = await client.post(path, body, content_type)
-        finally:
-            free.put_nowait(client)
+        status, answer = await client.post(*channel_event(n, run))
         if status != 202:
             errors += 1
             return
@@ -364,20 +350,7 @@ async def drive(url: str, rate: float, seconds: float, run: str, seen: Seen,
             seen.sent.setdefault(ticket, due)
             tickets.add(ticket)
 
-    total = max(int(rate * seconds), 1)
-    began_mono, began_wall = time.perf_counter(), time.time()
-    tasks = []
-    try:
-        for n in range(total):
-            delay = began_mono + n / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(n, began_wall + n / rate)))
-        offered = total / (time.perf_counter() - began_mono)
-        await asyncio.gather(*tasks)
-    finally:
-        for client in opened:
-            await client.__aexit__()
+    offered = await open_loop(url, rate, seconds, {"Authorization": f"Bearer {API_KEY}"}, send)
     return tickets, offered, errors
 
 
@@ -391,13 +364,12 @@ async def settle(seen: Seen, sink: Sink, tickets: set[str], timeout: float = 180
         await asyncio.sleep(0.5)
 
 
-def collect_notified(sink: Sink, seen: Seen) -> Counter[str]:
-    """First webhook per ticket into ``seen``; returns deliveries per webhook id."""
-    per_event: Counter[str] = Counter()
-    for item in sink.received:
+def collect_notified(sink: Sink, seen: Seen) -> None:
+    """Take the sink's new deliveries: the first per ticket, and the count per webhook id."""
+    for item in sink.received[seen.collected:]:
         seen.notified.setdefault(item.ticket, item.at)
-        per_event[item.delivery] += 1
-    return per_event
+        seen.deliveries[item.delivery] += 1
+    seen.collected = len(sink.received)
 
 
 async def burst(url: str, count: int, run: str, seen: Seen) -> set[str]:
@@ -525,7 +497,6 @@ async def run(report: Report) -> None:
             report.add(SECTION, f"steady: CPU per ticket, {name}",
                        used / max(len(tickets), 1) * 1e3, "ms")
             report.add(SECTION, f"steady: CPU share, {name}", used / wall, "cores")
-        deliveries = collect_notified(system.sink, seen)
         breaching = {t for t in tickets if t in seen.due}
         assigned = seen.latencies(seen.sent, seen.assigned, tickets)
         notified = seen.latencies(seen.sent, seen.notified, tickets)
@@ -569,10 +540,10 @@ async def run(report: Report) -> None:
                        "replica(s), assigned and notified", rates[-1], "tickets/s")
         report.add(SECTION, "scale-out: gained with 2 replicas", rates[1] / rates[0], "x")
 
-        deliveries = collect_notified(system.sink, seen)
+        collect_notified(system.sink, seen)
         twice = (sum(1 for n in seen.first_assignments.values() if n > 1)
                  + sum(1 for n in seen.breaches.values() if n > 1)
-                 + sum(1 for n in deliveries.values() if n > 1))
+                 + sum(1 for n in seen.deliveries.values() if n > 1))
         report.add(SECTION, "done twice (assignments, breaches, webhooks)", twice, "count",
                    target="0", ok=twice == 0)
     finally:
