@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import select
 
 from escalator.shared.bus import ensure_topics
-from escalator.shared.outbox import emit
+from escalator.shared.db import outbox
+from escalator.shared.events import CloudEvent
+from escalator.shared.outbox import emit, publish_many
 from tests.shared.factories import ticket_created
 from tests.shared.probe.app import SPEC, ProbeSettings
 from tests.support import Broker, Env, RunningService, read_topic, running, wait_until
@@ -42,6 +45,27 @@ async def test_rolled_back_transaction_publishes_nothing(env: Env) -> None:
         records = await read_topic(env.broker.bootstrap, f"{env.prefix}tickets", count=2,
                                    timeout=2.0)
         assert [json.loads(r.value)["id"] for r in records] == [kept.id]
+
+
+async def test_publish_many_queues_every_event_whole_and_in_order(env: Env) -> None:
+    """The bulk form (one array per column on PostgreSQL) publishes what ``emit`` would:
+    same ids, keys, bodies, in the order given; and nothing when it rolls back."""
+    events = [CloudEvent.wrap(ticket_created(external_id=f"bulk-{n}"), source="/test")
+              for n in range(300)]
+    async with running(SPEC, env.settings(ProbeSettings)) as svc:
+        with pytest.raises(Boom):
+            async with svc.runtime.sessionmaker() as session, session.begin():
+                await publish_many(session, [CloudEvent.wrap(ticket_created(), source="/x")])
+                raise Boom
+        async with svc.runtime.sessionmaker() as session, session.begin():
+            await publish_many(session, events)
+        async with svc.runtime.sessionmaker() as session:
+            queued = (await session.execute(select(outbox.c.event_id).order_by(outbox.c.id)))
+        assert list(queued.scalars()) == [e.id for e in events]  # the relay's order
+        records = await read_topic(env.broker.bootstrap, f"{env.prefix}tickets",
+                                   count=len(events) + 1, timeout=10)
+    assert sorted((r.key, r.value) for r in records) == sorted(
+        (e.subject.encode(), e.model_dump_json().encode()) for e in events)
 
 
 async def test_broker_outage_delays_but_loses_nothing(env: Env) -> None:

@@ -22,9 +22,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     event,
+    func,
+    select,
     text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -206,3 +210,16 @@ async def session_scope(
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
+
+
+def among(column: Any, name: str, session: AsyncSession) -> Any:
+    """``column IN (the list bound as name)``, for lists of any length (a batch of a
+    thousand ids). On PostgreSQL one array parameter, so the statement's text (and its
+    prepared statement) is the same for any number of ids and nothing is rendered per id,
+    unnested in a subquery: ``column = ANY($1)`` gets a generic plan that compares every
+    row of the table with every id (20 ms for a thousand agents), a semi-join does not."""
+    if session.get_bind().dialect.name == "postgresql":
+        ids = bindparam(name, type_=postgresql.ARRAY(column.type))
+        return column.in_(select(func.unnest(ids)).scalar_subquery())
+    return column.in_(bindparam(name, expanding=True))
+

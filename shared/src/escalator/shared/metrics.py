@@ -7,6 +7,9 @@ service's own module, next to the code that changes them.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter(
@@ -60,3 +63,24 @@ DEPENDENCY_UP = Gauge(
     "1 when the service's last check reached the dependency (database, broker), else 0.",
     ["dependency"],
 )
+
+
+def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
+    """``histogram.observe`` (an unlabelled one, or one child) for each amount, with
+    one increment per bucket touched: a timer burst observes a hundred thousand lateness
+    values, and observing them one by one (a bucket search and two locked increments
+    each) took a tenth of its CPU. Reads prometheus_client's per-child bucket values,
+    which ``observe`` itself uses."""
+    bounds = histogram._upper_bounds
+    tally: dict[int, int] = {}
+    total = 0.0
+    for amount in amounts:
+        bucket = bisect_left(bounds, amount)  # the first bound >= amount, as observe picks
+        tally[bucket] = tally.get(bucket, 0) + 1
+        total += amount
+    if not tally:
+        return
+    histogram._sum.inc(total)
+    for bucket, times in tally.items():
+        histogram._buckets[bucket].inc(times)
+

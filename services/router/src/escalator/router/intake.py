@@ -23,8 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalator.router.catalog import Catalog, PathInfo, catalog, config_version, reload
 from escalator.router.service import OPEN, Move, assign, choose_path, executive_level
-from escalator.router.slots import Stale, among, cursor_key, lock, settle
+from escalator.router.slots import Stale, cursor_key, lock, settle
 from escalator.router.writes import Draft, Writes, assignments
+from escalator.shared.db import among
 from escalator.shared.events import CloudEvent, TicketCreated, TicketSnapshot, utcnow
 from escalator.shared.logs import log_context
 

@@ -27,13 +27,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalator.router.catalog import Catalog, PathInfo, config_version
 from escalator.router.models import Agent, RoundRobin
 from escalator.router.roster import Ask, Pick, Slot, choose
+from escalator.shared.db import among
 
 agents = cast(Table, Agent.__table__)
 cursors = cast(Table, RoundRobin.__table__)
@@ -73,17 +74,6 @@ def view(session: AsyncSession) -> View:
     if found is None or found.transaction is not transaction:
         session.info[_VIEW] = found = View(transaction)
     return found
-
-
-def among(column: Any, name: str, session: AsyncSession) -> Any:
-    """``column IN (the list bound as name)``. On PostgreSQL one array parameter, so the
-    statement's text (and its prepared statement) is the same for any number of ids,
-    unnested in a subquery: ``column = ANY($1)`` gets a generic plan that compares every
-    row of the table with every id (20 ms for a thousand agents), a semi-join does not."""
-    if session.get_bind().dialect.name == "postgresql":
-        ids = bindparam(name, type_=postgresql.ARRAY(column.type))
-        return column.in_(select(func.unnest(ids)).scalar_subquery())
-    return column.in_(bindparam(name, expanding=True))
 
 
 async def lock(session: AsyncSession, known: Catalog, agent_ids: Iterable[str],

@@ -245,7 +245,6 @@ def fire(clock: DueClock, *, now: datetime, grace: float) -> Firing | None:
     breach that follows says more.
     """
     assert clock.fire_at is not None and clock.status == ClockStatus.running
-    metrics.FIRE_LATENESS.observe(max((now - clock.fire_at).total_seconds(), 0.0))
     if clock.next_timer == Timer.warning:
         clock.next_timer = Timer.breach
         clock.fire_at = clock.due_at + timedelta(seconds=grace)

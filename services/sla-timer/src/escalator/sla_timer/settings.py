@@ -11,7 +11,7 @@ class SlaTimerSettings(ServiceSettings):
     #: clock started by another replica (which cannot wake this one) may be seen.
     timer_max_idle_seconds: float = Field(default=1.0, gt=0)
     #: Clocks fired per transaction; a burst is worked off in batches of this size.
-    timer_batch_size: int = Field(default=500, ge=1)
+    timer_batch_size: int = Field(default=1000, ge=1)
     #: How long after a deadline the breach is reported, so an acknowledgement made
     #: before the deadline but still in flight through the broker counts as met.
     breach_grace_seconds: float = Field(default=1.0, ge=0)

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import operator
 import time
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -40,7 +41,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from escalator.shared import progress
 from escalator.shared.consumer import ConsumerRunner, is_infrastructure_error
+from escalator.shared.db import among
 from escalator.shared.events import CloudEvent, utcnow
+from escalator.shared.metrics import observe_many
 from escalator.shared.outbox import publish_many
 from escalator.sla_timer import metrics, service
 from escalator.sla_timer.models import Clock, ClockStatus
@@ -53,6 +56,7 @@ BURST_LANES = 3
 
 _clocks = cast(Table, Clock.__table__)
 _CLAIMED = [_clocks.c[field.name] for field in dataclasses.fields(service.DueClock)]
+_fired = operator.attrgetter(*service.FIRED_COLUMNS)
 
 def due_clocks(limit: int, *, now: datetime, lock: bool) -> Select[Any]:
     """The earliest ``limit`` due clocks, served by the partial index of running clocks'
@@ -150,15 +154,19 @@ class TimerLoop:
             for row in rows:
                 clock = service.DueClock(*row)
                 firing = service.fire(clock, now=now, grace=grace)
-                changed.append((clock.id, {name: getattr(clock, name) for name in
-                                           service.FIRED_COLUMNS if getattr(clock, name)
-                                           != getattr(row, name)}))
+                changed.append((clock.id, {
+                    name: after for name, before, after
+                    in zip(service.FIRED_COLUMNS, _fired(row), _fired(clock), strict=True)
+                    if after != before}))
                 if firing is not None:
                     event_id, data = firing
                     events.append(CloudEvent.wrap(data, source=service.SOURCE, time=now,
                                                   event_id=event_id))
             await _write_back(session, changed)
             await publish_many(session, events)
+        # Counted once committed: a batch that rolls back fires again, and counts then.
+        observe_many(metrics.FIRE_LATENESS,
+                     (max((now - row.fire_at).total_seconds(), 0.0) for row in rows))
         if events:
             service.count(event.data for event in events)
         return len(rows)
@@ -242,8 +250,8 @@ async def _write_back(session: AsyncSession, changed: list[tuple[str, dict[str, 
         first = clocks[0][1]
         if all(values == first for _, values in clocks):
             ids = [clock_id for clock_id, _ in clocks]
-            await session.execute(
-                update(_clocks).where(_clocks.c.id.in_(ids)).values({**first, **bump}))
+            await session.execute(update(_clocks).where(among(_clocks.c.id, "ids", session))
+                                  .values({**first, **bump}), {"ids": ids})
             continue
         each = (update(_clocks).where(_clocks.c.id == bindparam("clock_id"))
                 .values({**{name: bindparam(f"new_{name}") for name in columns}, **bump}))
