@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from escalator.shared.events import Customer, Severity, TicketStatus
 
@@ -25,6 +25,7 @@ Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0
 
 
 class ApiCustomer(Customer):
+    email: EmailStr
     account_id: AccountId | None = None
     phone: Phone | None = None
 
