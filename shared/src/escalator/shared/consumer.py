@@ -217,7 +217,9 @@ class ConsumerRunner:
         self._consumer: AIOKafkaConsumer | None = None
         self._closing: asyncio.Future[None] | None = None
         self._record_progress = record_progress
-        self._poll_ms = int(progress.PROGRESS_INTERVAL * 1000) if record_progress else 500
+        wait = settings.consumer_fetch_max_wait_ms
+        self._poll_ms = min(wait, int(progress.PROGRESS_INTERVAL * 1000)) if record_progress \
+            else wait
         self._last_stamp: dict[TopicPartition, int] = {}
         self._progress_written = 0.0
         #: Called after each progress write, e.g. to wake a timer loop held by the horizon.
@@ -245,7 +247,8 @@ class ConsumerRunner:
                 max_poll_records=self._settings.consumer_batch_size,
                 session_timeout_ms=self._settings.consumer_session_timeout_ms,
                 heartbeat_interval_ms=max(self._settings.consumer_session_timeout_ms // 5, 500),
-                # An idle fetch answers after this long: how stale the horizon may get.
+                # An idle fetch answers after this long: how stale the horizon may get,
+                # and (on Tansu) how long a record arriving meanwhile waits.
                 fetch_max_wait_ms=self._poll_ms,
             )
             consumer.subscribe(self.topics, listener=_ForgetRevokedLag())

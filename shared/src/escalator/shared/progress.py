@@ -21,8 +21,8 @@ nothing to wait for). A partition assigned but not yet read holds the horizon ba
 Rows are written after the batch's own commit, so a crash in between only leaves an
 older, more cautious horizon. The runner writes them at most every
 ``PROGRESS_INTERVAL`` seconds while messages arrive, and on every idle fetch round,
-which such a consumer ends after ``PROGRESS_INTERVAL`` (rather than the usual half
-second): in steady state the horizon trails the present by about that much.
+which such a consumer ends after ``PROGRESS_INTERVAL`` (or the configured fetch wait,
+when shorter): in steady state the horizon trails the present by about that much.
 """
 
 from __future__ import annotations

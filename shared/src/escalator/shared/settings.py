@@ -49,6 +49,13 @@ class ServiceSettings(BaseSettings):
     consumer_group: str = ""
     consumer_batch_size: int = Field(default=500, ge=1)
     consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    #: How long a fetch waits for records before answering empty. The embedded broker
+    #: (Tansu) answers a waiting fetch only at this deadline, even when a record arrives
+    #: meanwhile, so it bounds every hop between two services: at 500 ms (Kafka's
+    #: default) a hop took 145 ms at the median and 330 ms at worst, at 100 ms 12 and 108.
+    #: Against Apache Kafka, which answers as soon as a record arrives, 500 saves idle
+    #: fetches.
+    consumer_fetch_max_wait_ms: int = Field(default=100, ge=1, le=30_000)
     handler_max_attempts: int = Field(default=3, ge=1)
 
     outbox_batch_size: int = Field(default=500, ge=1)
