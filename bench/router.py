@@ -201,7 +201,7 @@ async def run(report: Report) -> None:
         kafka_bootstrap_servers=broker.bootstrap, topic_prefix=f"bench{tag}.",
         consumer_group=f"bench{tag}.router", config_file=config, log_level="WARNING",
         port=_free_port(), api_key="bench-router-key-0123456789")
-    app = create_app(SPEC, settings)
+    app = create_app(SPEC, settings, owns_process=True)  # this process is the router's
     probe = create_async_engine(PG_URL, connect_args={
         "server_settings": {"search_path": settings.db_schema}})
     try:
