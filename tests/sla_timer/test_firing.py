@@ -159,6 +159,9 @@ async def test_a_dead_replicas_claimed_timers_are_taken_over(pg_db: Database) ->
             async def gone() -> bool:
                 alive = await conn.scalar(text(
                     "SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid})
+                # pg_stat_activity is a snapshot taken once per transaction: without a
+                # new one each poll, a first look before the backend died sees it forever.
+                await conn.commit()
                 return alive == 0
 
             await wait_until(gone, message="terminated backend still there")
