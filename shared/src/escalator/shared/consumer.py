@@ -41,13 +41,11 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pydantic import ValidationError
 from sqlalchemy import insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from escalator.shared import metrics, progress
-from escalator.shared.db import inbox
+from escalator.shared.db import conflict_insert, inbox
 from escalator.shared.events import (
     ALL_TOPICS,
     DLQ,
@@ -498,10 +496,8 @@ class ConsumerRunner:
                        "processed_at": now}
             for topic, event in events
         }
-        dialect = session.get_bind().dialect.name
-        make = pg_insert if dialect == "postgresql" else sqlite_insert
         statement = (
-            make(inbox)
+            conflict_insert(session.get_bind().dialect.name)(inbox)
             .on_conflict_do_nothing(index_elements=[inbox.c.event_id])
             .returning(inbox.c.event_id)
         )

@@ -28,7 +28,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -210,6 +210,13 @@ async def session_scope(
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
+
+
+def conflict_insert(dialect: str) -> Any:
+    """The dialect's INSERT construct (PostgreSQL's or SQLite's), the one that has
+    ``on_conflict_do_nothing`` / ``on_conflict_do_update``; ``dialect`` is the engine's
+    dialect name."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def among(column: Any, name: str, session: AsyncSession) -> Any:

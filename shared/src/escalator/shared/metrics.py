@@ -69,7 +69,7 @@ def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
     """``histogram.observe`` (an unlabelled one, or one child) for each amount, with
     one increment per bucket touched: a timer burst observes a hundred thousand lateness
     values, and observing them one by one (a bucket search and two locked increments
-    each) took a tenth of its CPU. Reads prometheus_client's per-child bucket values,
+    each) showed as 7 % of its CPU in a profile. Reads prometheus_client's per-child bucket values,
     which ``observe`` itself uses."""
     bounds = histogram._upper_bounds
     tally: dict[int, int] = {}

@@ -78,7 +78,7 @@ async def publish_many(session: AsyncSession, events: list[CloudEvent[Any]]) -> 
 
     On PostgreSQL the rows go in as one array per column (``INSERT ... SELECT unnest``):
     the server plans and runs one statement instead of one per row, and no parameter is
-    processed per row; this halves the database's share of a timer burst."""
+    processed per row (a thousand timer events: 17 ms instead of 25)."""
     if not events:
         return
     session.sync_session.info[_WAKE_FLAG] = True
@@ -114,9 +114,9 @@ def partition_of(key: bytes, partitions: int) -> int:
 
 def murmur2(data: bytes) -> int:
     """Kafka's murmur2 (``org.apache.kafka.common.utils.Utils.murmur2``), equal to
-    ``aiokafka.partitioner.murmur2`` (a test compares them) and three times as fast: the
-    words are unpacked at once and masked once per step. aiokafka's was a fifth of the
-    relay's CPU."""
+    ``aiokafka.partitioner.murmur2`` (a test compares them) and twice as fast (4.8 against
+    9.2 µs for a ticket id): the words are unpacked at once and masked once per step.
+    aiokafka's was a fifth of the relay's CPU."""
     m, length = 0x5BD1E995, len(data)
     h = 0x9747B28C ^ length
     for k in struct.unpack_from(f"<{length // 4}I", data):

@@ -31,11 +31,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from escalator.shared.db import consumer_progress
+from escalator.shared.db import conflict_insert, consumer_progress
 from escalator.shared.events import utcnow
 
 #: Seconds between two progress writes of one consumer, idle or busy.
@@ -60,11 +58,11 @@ async def record(session: AsyncSession, read: Mapping[Partition, datetime | None
     """
     if not read:
         return
-    make = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    dialect = session.get_bind().dialect.name
     now = utcnow()
     rows = [{"topic": topic, "partition": partition, "read_through": moment, "updated_at": now}
             for (topic, partition), moment in sorted(read.items())]
-    statement = make(consumer_progress).values(rows)
+    statement = conflict_insert(dialect)(consumer_progress).values(rows)
     excluded = statement.excluded
     column = consumer_progress.c.read_through
     await session.execute(statement.on_conflict_do_update(
@@ -73,7 +71,7 @@ async def record(session: AsyncSession, read: Mapping[Partition, datetime | None
             # max(stored, new), where either may be NULL (not read yet).
             "read_through": func.coalesce(
                 func.max(column, excluded.read_through)
-                if make is sqlite_insert else func.greatest(column, excluded.read_through),
+                if dialect == "sqlite" else func.greatest(column, excluded.read_through),
                 column, excluded.read_through),
             "updated_at": excluded.updated_at,
         },

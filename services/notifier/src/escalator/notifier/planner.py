@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalator.notifier import digest, messages, templates
@@ -37,6 +36,7 @@ from escalator.notifier.models import (
 from escalator.notifier.rules import Person, Rule, TicketView, customer_person, facts, matches
 from escalator.notifier.rules import resolve as resolve_role
 from escalator.notifier.schedule import WorkingHours, is_urgent, next_working_time
+from escalator.shared.db import conflict_insert
 from escalator.shared.events import (
     CloudEvent,
     Contact,
@@ -97,17 +97,12 @@ async def project(session: AsyncSession, event: CloudEvent[Any]) -> TicketRow | 
                                   execution_options={"populate_existing": True})).one()
 
 
-def _insert(dialect: str) -> Any:
-    """The dialect's INSERT, for its ON CONFLICT clauses."""
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
 @functools.cache
 def _upsert(dialect: str, columns: tuple[str, ...]) -> Any:
     """The projection's upsert of ``columns``, built once per set of columns: building
     the statement for every event (its values, its ON CONFLICT clause) cost more CPU
     than running it."""
-    insert = _insert(dialect)(TicketRow).values(
+    insert = conflict_insert(dialect)(TicketRow).values(
         {name: bindparam(name) for name in dict.fromkeys(("ticket_id", "executive", *columns))})
     return (insert.on_conflict_do_update(index_elements=[TicketRow.ticket_id],
                                          set_={name: insert.excluded[name] for name in columns})
@@ -117,7 +112,7 @@ def _upsert(dialect: str, columns: tuple[str, ...]) -> Any:
 @functools.cache
 def _insert_deliveries(dialect: str) -> Any:
     """Deliveries not stored yet; an (event, channel, target) already there is skipped."""
-    return (_insert(dialect)(_deliveries)
+    return (conflict_insert(dialect)(_deliveries)
             .on_conflict_do_nothing(index_elements=["about_event_id", "channel", "target_id"])
             .returning(_deliveries.c.id))
 

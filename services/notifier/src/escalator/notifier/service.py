@@ -17,14 +17,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalator.notifier import metrics
 from escalator.notifier.config import WebhookConfig
 from escalator.notifier.models import Delivery, DeliveryStatus, RuleRow, TicketRow, WebhookTarget
 from escalator.notifier.rules import Rule
-from escalator.shared.db import on_commit
+from escalator.shared.db import conflict_insert, on_commit
 from escalator.shared.events import DLQ, NotificationFailed, NotificationSent, utcnow
 from escalator.shared.outbox import emit, enqueue
 from escalator.shared.pagination import newest_first
@@ -46,8 +45,7 @@ _FINISHED = ("resolved", "closed")
 
 async def upsert_targets(session: AsyncSession, targets: list[WebhookConfig]) -> None:
     """Insert or update targets by id; safe when several replicas start at once."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = conflict_insert(session.get_bind().dialect.name)
     now = utcnow()
     for target in targets:
         values = {"url": target.url, "events": list(target.events), "enabled": target.enabled,
@@ -61,8 +59,7 @@ async def upsert_targets(session: AsyncSession, targets: list[WebhookConfig]) ->
 
 async def upsert_rules(session: AsyncSession, rules: list[Rule]) -> None:
     """Insert or replace rules by id (YAML at start-up, PUT over REST)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = conflict_insert(session.get_bind().dialect.name)
     now = utcnow()
     for rule in rules:
         values = {"definition": rule.model_dump(mode="json"), "updated_at": now}

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +29,7 @@ from escalator.postmortem.schemas import (
     TimelineEntry,
 )
 from escalator.postmortem.timeline import Entry, measure, summarize
-from escalator.shared.db import on_commit
+from escalator.shared.db import conflict_insert, on_commit
 from escalator.shared.events import POSTMORTEMS, CloudEvent, PostmortemCreated, TicketClosed, utcnow
 from escalator.shared.outbox import emit
 from escalator.shared.pagination import newest_first
@@ -70,9 +69,8 @@ async def record_event(session: AsyncSession, event: CloudEvent[Any]) -> bool:
 def _insert_timeline(dialect: str) -> Any:
     """Built once: building the statement for every event (each value a new bound
     parameter) cost more CPU than running it."""
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert
     table = cast(Table, TimelineEvent.__table__)  # Core: one row, and its rowcount
-    return insert(table).on_conflict_do_nothing(index_elements=["event_id"])
+    return conflict_insert(dialect)(table).on_conflict_do_nothing(index_elements=["event_id"])
 
 
 async def open_for_closed_ticket(

@@ -28,13 +28,12 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalator.router.catalog import Catalog, PathInfo, config_version
 from escalator.router.models import Agent, RoundRobin
 from escalator.router.roster import Ask, Pick, Slot, choose
-from escalator.shared.db import among
+from escalator.shared.db import among, conflict_insert
 
 agents = cast(Table, Agent.__table__)
 cursors = cast(Table, RoundRobin.__table__)
@@ -113,8 +112,8 @@ async def _lock_cursors(session: AsyncSession, here: View, keys: list[str]) -> N
     if new:
         # Created apart from reading: two replicas creating one at once cannot both
         # insert, and the second then waits for the first one's lock.
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        await _run(session, dialect.insert(cursors).on_conflict_do_nothing(),
+        insert = conflict_insert(session.get_bind().dialect.name)
+        await _run(session, insert(cursors).on_conflict_do_nothing(),
                    [{"key": k, "last_agent_id": None, "turns": 0} for k in new])
         rows = [*rows, *(await _run(session, query, {"keys": new})).all()]
     here.cursors.update({r.key: Turn(r.last_agent_id, int(r.turns)) for r in rows})

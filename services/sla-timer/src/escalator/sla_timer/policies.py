@@ -12,10 +12,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalator.shared.config import unique_ids
+from escalator.shared.db import conflict_insert
 from escalator.shared.events import Severity, TicketSnapshot, utcnow
 from escalator.sla_timer.calendars import CalendarSpec, save_calendar
 from escalator.sla_timer.models import LevelChange, SlaCalendar, SlaPolicy
@@ -111,9 +111,7 @@ async def upsert_policies(session: AsyncSession, config: SlaConfig) -> None:
                              f"{spec.calendar!r}")
     rows = [{**spec.row(), "position": position}
             for position, spec in enumerate(config.policies)]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(SlaPolicy).values(rows)
+    statement = conflict_insert(session.get_bind().dialect.name)(SlaPolicy).values(rows)
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=[SlaPolicy.id],
