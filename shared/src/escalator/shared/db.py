@@ -30,7 +30,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -128,12 +130,32 @@ def make_engine(settings: ServiceSettings) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _sqlite_write_locks(engine)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
-        pool_pre_ping=True,
         connect_args={"server_settings": {"search_path": settings.db_schema}},
     )
+    _drop_closed_connections(engine)
+    return engine
+
+
+def _drop_closed_connections(engine: AsyncEngine) -> None:
+    """Replace a pooled connection the server has closed (a restart, a terminated
+    backend) at checkout, without a round trip.
+
+    ``pool_pre_ping`` did this with a ping on every checkout, which asyncpg's adapter
+    sends as BEGIN, an empty query and ROLLBACK: three round trips before each
+    transaction, a quarter of a router batch's statements. asyncpg notices a closed
+    socket on its own, so the check is free. A connection that dies unnoticed (no FIN
+    yet) fails its first statement as a disconnect; SQLAlchemy then invalidates the
+    whole pool, and the callers retry as on any outage (consumers and the relay back
+    off; an API request answers 503).
+    """
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if dbapi_connection._connection.is_closed():
+            raise DisconnectionError("connection closed by the server")
 
 
 def _sqlite_write_locks(engine: AsyncEngine) -> None:
@@ -219,13 +241,14 @@ def conflict_insert(dialect: str) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
-def among(column: Any, name: str, session: AsyncSession) -> Any:
+def among(column: Any, name: str, session: AsyncSession | AsyncConnection) -> Any:
     """``column IN (the list bound as name)``, for lists of any length (a batch of a
     thousand ids). On PostgreSQL one array parameter, so the statement's text (and its
     prepared statement) is the same for any number of ids and nothing is rendered per id,
     unnested in a subquery: ``column = ANY($1)`` gets a generic plan that compares every
     row of the table with every id (20 ms for a thousand agents), a semi-join does not."""
-    if session.get_bind().dialect.name == "postgresql":
+    bind = session if isinstance(session, AsyncConnection) else session.get_bind()
+    if bind.dialect.name == "postgresql":
         ids = bindparam(name, type_=postgresql.ARRAY(column.type))
         return column.in_(select(func.unnest(ids)).scalar_subquery())
     return column.in_(bindparam(name, expanding=True))

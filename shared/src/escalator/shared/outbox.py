@@ -22,7 +22,7 @@ import struct
 import time
 import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -218,7 +218,11 @@ class Relay:
                         await self._ensure_producer()
                         sent = await self.relay_once()
                     backoff = 0.1
-                    if sent == 0:
+                    # A short batch took every row committed when it was read; a commit
+                    # since then has set the wake, so the wait returns at once for it.
+                    # (Reading again straight away cost an empty pass, four round trips,
+                    # after every commit.)
+                    if sent < self._settings.outbox_batch_size:
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(
                                 self._wake.wait(), self._settings.outbox_poll_seconds
@@ -245,9 +249,9 @@ class Relay:
     async def relay_once(self) -> int:
         """Publish one batch of unsent rows in id order; returns how many were sent."""
         assert self._producer is not None
-        async with self._sessionmaker() as session, session.begin():
+        async with self._connection() as conn:
             rows = (
-                await session.execute(
+                await conn.execute(
                     select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.event_type,
                            outbox.c.payload)
                     .where(outbox.c.sent_at.is_(None))
@@ -255,13 +259,13 @@ class Relay:
                     .limit(self._settings.outbox_batch_size)
                 )
             ).all()
-            if not rows:
-                metrics.OUTBOX_BACKLOG.set(0)
-                return 0
+        if not rows:
+            metrics.OUTBOX_BACKLOG.set(0)
+            return 0
         await self._send(rows)
-        async with self._sessionmaker() as session, session.begin():
-            await session.execute(
-                update(outbox).where(among(outbox.c.id, "ids", session)).values(sent_at=utcnow()),
+        async with self._connection() as conn:
+            await conn.execute(
+                update(outbox).where(among(outbox.c.id, "ids", conn)).values(sent_at=utcnow()),
                 {"ids": [row.id for row in rows]},
             )
             if len(rows) < self._settings.outbox_batch_size:
@@ -269,7 +273,7 @@ class Relay:
             elif time.monotonic() - self._counted_at >= 1.0:
                 # Counting a large backlog scans it; once a second is enough for a gauge.
                 self._counted_at = time.monotonic()
-                backlog = await session.scalar(
+                backlog = await conn.scalar(
                     select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
                 ) or 0
             else:
@@ -281,6 +285,19 @@ class Relay:
             metrics.EVENTS_PRODUCED.labels(topic, event_type).inc(sent)
         self.connected = True
         return len(rows)
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        """Where the relay's statements run. On PostgreSQL the lease connection itself:
+        it is in autocommit, so each statement is one round trip (as its own transaction
+        it was three: BEGIN, the statement, COMMIT), and a lease lost with its connection
+        fails the read before anything is published, which a separate check per pass
+        did before. On SQLite (no lease) a transaction per use."""
+        if self._lease is not None:
+            yield self._lease
+            return
+        async with self._sessionmaker.kw["bind"].begin() as conn:
+            yield conn
 
     async def _send(self, rows: Sequence[Any]) -> None:
         """Send rows (in id order) and wait until the broker has them all.
@@ -328,19 +345,18 @@ class Relay:
         if engine.dialect.name != "postgresql":
             return True
         if self._lease is None:
-            conn = await engine.connect()
+            # Autocommit: the lock is the session's, and the relay's statements run
+            # on this connection (``_connection``), one round trip each.
+            conn = await (await engine.connect()).execution_options(
+                isolation_level="AUTOCOMMIT")
             got = await conn.scalar(text("SELECT pg_try_advisory_lock(:id)"), {"id": self._lock_id})
-            await conn.commit()
             if not got:
                 await conn.close()
                 return False
             self._lease = conn
             log.info("outbox relay is the leader for schema %s", self._settings.db_schema)
-        else:
-            # A dead lease connection means another replica may lead now: find out
-            # before publishing anything.
-            await self._lease.scalar(text("SELECT 1"))
-            await self._lease.commit()
+        # A dead lease connection means another replica may lead now: the relay's next
+        # read runs on it (``_connection``) and fails before anything is published.
         return True
 
     async def _release_lease(self) -> None:
