@@ -32,7 +32,8 @@ from escalator.ingest.config import IngestConfig
 from escalator.ingest.inbound import Inbound
 from escalator.ingest.models import Base, CustomerAccount, CustomerIdentity, Ticket
 from escalator.ingest.service import Outcome
-from escalator.shared.events import Customer
+from escalator.shared.events import CloudEvent, Customer
+from escalator.shared.outbox import publish_many
 from escalator.shared.problems import Problem
 
 Indexed = list[tuple[int, Inbound]]
@@ -164,7 +165,9 @@ async def _bulk_create(session: AsyncSession, fresh: Indexed,
     # Core INSERT of plain rows: no ORM object per ticket, one multi-row statement.
     await session.execute(insert(_TICKETS), [row for _, _, row, _, _ in built])
     results: dict[int, Outcome] = {}
+    events: list[CloudEvent[Any]] = []
     for index, inbound, row, decision, customer in built:
-        service.announce_created(session, row, inbound, decision, customer)
+        events += service.announce_created(session, row, inbound, decision, customer)
         results[index] = Outcome(row["id"], True)
+    await publish_many(session, events)
     return results

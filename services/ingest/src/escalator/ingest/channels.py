@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from escalator.ingest.inbound import CustomerRef, Escalation, Inbound
-from escalator.ingest.schemas import AccountId, ApiChannelEvent, Phone
+from escalator.ingest.schemas import AccountId, ApiChannelEvent, Email, Phone
 from escalator.ingest.textutil import clean
 from escalator.shared.events import Severity
 
@@ -57,7 +57,7 @@ class PortalSubmission(_Form):
     submission_id: Short = Field(description="The conversation id on the portal; a reply "
                                  "on the same case repeats it")
     account_id: AccountId | None = None
-    email: EmailStr
+    email: Email
     name: Name
     category: _s(100) | None = None  # type: ignore[valid-type]
     subject: _s(500)  # type: ignore[valid-type]
@@ -89,7 +89,7 @@ class ChatLine(_Form):
 
 class ChatVisitor(_Form):
     name: Name
-    email: EmailStr | None = None
+    email: Email | None = None
     account_id: AccountId | None = None
     phone: Phone | None = None
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from escalator.ingest.rules import Rule
-from escalator.ingest.schemas import AccountId
+from escalator.ingest.schemas import AccountId, Email
 from escalator.shared.events import Contact, Severity
 
 Id = AccountId
@@ -32,10 +32,10 @@ class CustomerConfig(BaseModel):
 
     id: Id
     name: str = Field(min_length=1, max_length=200)
-    email: EmailStr
+    email: Email
     tier: str = Field(default="standard", min_length=1, max_length=50)
     language: str | None = Field(default=None, max_length=20)
-    emails: list[EmailStr] = []
+    emails: list[Email] = []
     phones: list[Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{5,30}$")]] = []
     handles: list[Annotated[str, StringConstraints(min_length=2, max_length=200)]] = Field(
         default=[], description="`platform:handle`, e.g. `twitter:@acmecorp`")

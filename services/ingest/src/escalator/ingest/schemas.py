@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic.networks import import_email_validator, validate_email
 
 from escalator.shared.events import Customer, Severity, TicketStatus
 
@@ -21,11 +23,27 @@ AccountId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
                                              pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 
 
+import_email_validator()  # as EmailStr does: a clear error if the extra is missing
+
+
+@functools.lru_cache(maxsize=8192)
+def _email(value: str) -> str:
+    return validate_email(value)[1]
+
+
+#: ``EmailStr``'s check and normalisation, remembered per address: the check took 20 µs,
+#: a fifth of a single event's parse, and a help desk hears from the same senders again
+#: and again (a batch of a thousand events often from a few dozen). Refusals are not
+#: remembered (the cache keeps only results), so each bad address gets its own error.
+Email = Annotated[str, AfterValidator(_email),
+                  WithJsonSchema({"type": "string", "format": "email"})]
+
+
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{5,30}$")]
 
 
 class ApiCustomer(Customer):
-    email: EmailStr
+    email: Email
     account_id: AccountId | None = None
     phone: Phone | None = None
 

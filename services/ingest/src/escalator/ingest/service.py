@@ -26,6 +26,7 @@ from escalator.ingest.lifecycle import SOURCE, emit_snapshot, snapshot
 from escalator.ingest.models import ThreadKey, Ticket
 from escalator.shared.db import on_commit
 from escalator.shared.events import (
+    CloudEvent,
     Customer,
     TicketCreated,
     TicketEscalationRequested,
@@ -33,7 +34,7 @@ from escalator.shared.events import (
     TicketUpdated,
     utcnow,
 )
-from escalator.shared.outbox import emit
+from escalator.shared.outbox import publish
 
 __all__ = ["Outcome", "ingest", "snapshot"]
 
@@ -110,23 +111,26 @@ def new_ticket(inbound: Inbound, customer: Customer, account_id: str, config: In
 
 
 def announce_created(session: AsyncSession, ticket: Ticket | Mapping[str, Any],
-                     inbound: Inbound,
-                     decision: rules.Decision, customer: Customer) -> None:
-    """The events of a new ticket: created, then any escalation it asks for.
+                     inbound: Inbound, decision: rules.Decision,
+                     customer: Customer) -> list[CloudEvent[Any]]:
+    """The events of a new ticket (created, then any escalation it asks for), counted
+    once the transaction commits; the caller queues them, so many new tickets can go
+    into the outbox with one statement (``publish_many``).
 
     ``customer`` is the one the ticket was built from, so it is not validated again.
     """
     created = snapshot(TicketCreated, ticket, customer=customer)
-    emit(session, created, source=SOURCE, time=created.created_at)
+    events: list[CloudEvent[Any]] = [
+        CloudEvent.wrap(created, source=SOURCE, time=created.created_at)]
     counter = metrics.TICKETS_CREATED.labels(inbound.channel, created.severity.value)
     on_commit(session, counter.inc)
     if decision.executive:
         concern = next((c for c in decision.concerns if c in ("cancellation", "legal")), None)
-        _request(session, ticket, Escalation("executive", "rules",
-                                             f"{concern or 'rule'}: {decision.reason}"),
-                 customer)
+        events.append(_escalation(ticket, Escalation(
+            "executive", "rules", f"{concern or 'rule'}: {decision.reason}"), customer))
     if inbound.escalation is not None:
-        _request(session, ticket, inbound.escalation, customer)
+        events.append(_escalation(ticket, inbound.escalation, customer))
+    return events
 
 
 async def _create(session: AsyncSession, inbound: Inbound, config: IngestConfig) -> Ticket | None:
@@ -142,15 +146,21 @@ async def _create(session: AsyncSession, inbound: Inbound, config: IngestConfig)
                 session.add(ThreadKey(channel=inbound.channel, key=ref, ticket_id=ticket.id))
     except IntegrityError:
         return None
-    announce_created(session, ticket, inbound, decision, customer)
+    for event in announce_created(session, ticket, inbound, decision, customer):
+        publish(session, event)
     return ticket
 
 
 def _request(session: AsyncSession, ticket: Ticket | Mapping[str, Any], escalation: Escalation,
              customer: Customer | None = None) -> None:
-    emit(session, snapshot(TicketEscalationRequested, ticket, customer=customer,
-                           kind=escalation.kind, requested_by=escalation.requested_by,
-                           reason=escalation.reason[:1000]), source=SOURCE)
+    publish(session, _escalation(ticket, escalation, customer))
+
+
+def _escalation(ticket: Ticket | Mapping[str, Any], escalation: Escalation,
+                customer: Customer | None = None) -> CloudEvent[TicketEscalationRequested]:
+    return CloudEvent.wrap(snapshot(
+        TicketEscalationRequested, ticket, customer=customer, kind=escalation.kind,
+        requested_by=escalation.requested_by, reason=escalation.reason[:1000]), source=SOURCE)
 
 
 async def _follow_up(session: AsyncSession, ticket: Ticket, inbound: Inbound,
