@@ -7,7 +7,7 @@ SQLite via aiosqlite (each service in its own file).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -239,6 +239,19 @@ def conflict_insert(dialect: str) -> Any:
     ``on_conflict_do_nothing`` / ``on_conflict_do_update``; ``dialect`` is the engine's
     dialect name."""
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def unnested(table: Table, arrays: Sequence[str], scalars: Sequence[str] = ()) -> Any:
+    """``SELECT * FROM unnest(one array parameter per column)`` plus single parameters,
+    for ``insert(table).from_select([*arrays, *scalars], ...)`` on PostgreSQL: many rows
+    in one statement whose text and parameters do not grow with the rows, so nothing is
+    rendered or processed per row (SQLAlchemy's multi-row VALUES binds each value of
+    each row). The rows go in array order."""
+    return select(
+        func.unnest(*(bindparam(name, type_=postgresql.ARRAY(table.c[name].type))
+                      for name in arrays)).table_valued(*arrays).render_derived(),
+        *(bindparam(name, type_=table.c[name].type) for name in scalars),
+    )
 
 
 def among(column: Any, name: str, session: AsyncSession | AsyncConnection) -> Any:

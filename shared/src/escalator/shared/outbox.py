@@ -28,15 +28,14 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
-from sqlalchemy import bindparam, event, func, insert, select, text, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import event, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, registry
 
 from escalator.shared import metrics
 from escalator.shared.bus import make_producer
-from escalator.shared.db import among, outbox
+from escalator.shared.db import among, outbox, unnested
 from escalator.shared.events import CloudEvent, EventData, utcnow
 from escalator.shared.settings import ServiceSettings
 
@@ -95,13 +94,7 @@ async def publish_many(session: AsyncSession, events: list[CloudEvent[Any]]) -> 
 
 _QUEUED = ("event_id", "topic", "key", "event_type", "payload")
 _INSERT_ARRAYS = insert(outbox).from_select(
-    [*_QUEUED, "created_at"],
-    select(
-        func.unnest(*(bindparam(name, type_=postgresql.ARRAY(outbox.c[name].type))
-                      for name in _QUEUED)).table_valued(*_QUEUED).render_derived(),
-        bindparam("created_at", type_=outbox.c.created_at.type),
-    ),
-)
+    [*_QUEUED, "created_at"], unnested(outbox, _QUEUED, ["created_at"]))
 
 
 @functools.lru_cache(maxsize=65_536)
