@@ -8,8 +8,10 @@ outbox relay, migrations) against a Tansu broker started here. Two phases:
 - burst: ``ROUTER_BENCH_TICKETS`` ``ticket.created`` (default 5,000) produced at once.
   Decisions/s is the tickets over the span between the first and the last decision (from
   the assignment history), so the consumer's group join does not count.
-- steady: ``ROUTER_BENCH_STEADY`` more (default 3,000) produced open loop at 1,000/s,
+- steady: ``ROUTER_BENCH_STEADY`` more (default 10,000) produced open loop at 1,000/s,
   half the throughput target, as ingest's section measures latency at half its maximum.
+  Ten seconds, because a p99 over three (the earlier default: about 250 batches) was
+  set by two or three batches and read 15-20 ms in runs where ten seconds read 20-25.
 
 Decision latency is, for each decision, the time from the consumer runner holding its
 batch (a poll's records) to that batch's transaction committed: until it is durable
@@ -49,8 +51,8 @@ from bench.common import PG_URL, ROOT, Report
 
 SECTION = "router"
 TICKETS = int(os.environ.get("ROUTER_BENCH_TICKETS", 5_000))
-#: The steady phase: half the throughput target, open loop, for a few seconds.
-RATE, STEADY = 1_000, int(os.environ.get("ROUTER_BENCH_STEADY", 3_000))
+#: The steady phase: half the throughput target, open loop, for ten seconds.
+RATE, STEADY = 1_000, int(os.environ.get("ROUTER_BENCH_STEADY", 10_000))
 AGENTS, TEAMS, PATHS = 1_000, 50, 20
 
 
