@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.support import PG_URL, Broker, Env, new_prefix
+from tests.support import PG_URL, Broker, Env, drop_schemas, new_prefix
 
 
 @pytest.fixture(scope="session")
@@ -30,18 +30,6 @@ async def postgres_available() -> None:
         await engine.dispose()
 
 
-async def _drop_schemas(env: Env) -> None:
-    engine = create_async_engine(PG_URL)
-    async with engine.begin() as conn:
-        schemas = (await conn.execute(
-            text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
-            {"p": f"t_{env.prefix.strip('.')}%"},
-        )).scalars().all()
-        for schema in schemas:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    await engine.dispose()
-
-
 @pytest.fixture(params=["postgresql", "sqlite"])
 async def env(
     request: pytest.FixtureRequest, broker: Broker, tmp_path: Path, postgres_available: None
@@ -50,7 +38,7 @@ async def env(
     env = Env(broker=broker, backend=request.param, tmp_path=tmp_path, prefix=new_prefix())
     yield env
     if env.backend == "postgresql":
-        await _drop_schemas(env)
+        await drop_schemas(env.prefix)
 
 
 @pytest.fixture
@@ -60,4 +48,4 @@ async def pg_env(
     """PostgreSQL only, for tests of PostgreSQL-specific behaviour."""
     env = Env(broker=broker, backend="postgresql", tmp_path=tmp_path, prefix=new_prefix())
     yield env
-    await _drop_schemas(env)
+    await drop_schemas(env.prefix)

@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 import httpx
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from escalator.shared.app import ServiceSpec, create_app
 from escalator.shared.bus import ensure_topics
@@ -215,3 +217,18 @@ async def produce(bootstrap: str, topic: str, value: bytes, key: bytes | None = 
 
 def new_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}."
+
+
+async def drop_schemas(prefix: str) -> None:
+    """Drop the PostgreSQL schemas a test's services made (those of topic ``prefix``)."""
+    engine = create_async_engine(PG_URL)
+    try:
+        async with engine.begin() as conn:
+            schemas = (await conn.execute(
+                text("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, :p)"),
+                {"p": f"t_{prefix.strip('.')}"},
+            )).scalars().all()
+            for schema in schemas:
+                await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        await engine.dispose()

@@ -15,13 +15,11 @@ import pytest
 import uvicorn
 import yaml
 from fastapi import FastAPI, Request
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from escalator.shared.bus import ensure_topics
 from escalator.shared.settings import ServiceSettings
 from scripts.devstack import ROOT, SERVICES, Stack
-from tests.support import API_KEY, PG_URL, Broker, free_port, new_prefix
+from tests.support import API_KEY, PG_URL, Broker, drop_schemas, free_port, new_prefix
 
 FIRST_RESPONSE_SECONDS = 3
 
@@ -61,21 +59,6 @@ class System:
     clients: dict[str, httpx.AsyncClient]
     receiver: WebhookReceiver
     ports: dict[str, int]
-
-
-async def _drop_schemas(prefix: str) -> None:
-    """The services' schemas go with the test, as the other fixtures' do (they were left
-    behind, five per test, one run after another)."""
-    engine = create_async_engine(PG_URL)
-    try:
-        async with engine.begin() as conn:
-            schemas = (await conn.execute(
-                text("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, :p)"),
-                {"p": prefix})).scalars().all()
-            for schema in schemas:
-                await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture
@@ -128,7 +111,7 @@ async def system(
         receiver.server.should_exit = True
         await receiver_task
         log.close()
-        await _drop_schemas(f"t_{schema_base}_")
+        await drop_schemas(prefix)  # as the other fixtures do
         if sys.exc_info()[0] is not None:
             print((tmp_path / "services.log").read_text()[-20000:])
 
