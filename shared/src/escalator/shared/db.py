@@ -241,27 +241,36 @@ def conflict_insert(dialect: str) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
-def unnested(table: Table, arrays: Sequence[str], scalars: Sequence[str] = ()) -> Any:
+def unnested(table: Table, arrays: Sequence[str], scalars: Sequence[str] = (), *,
+             prefix: str = "") -> Any:
     """``SELECT * FROM unnest(one array parameter per column)`` plus single parameters,
     for ``insert(table).from_select([*arrays, *scalars], ...)`` on PostgreSQL: many rows
     in one statement whose text and parameters do not grow with the rows, so nothing is
     rendered or processed per row (SQLAlchemy's multi-row VALUES binds each value of
-    each row). The rows go in array order."""
+    each row). The rows go in array order. Parameters are named ``prefix`` + column, so
+    several such inserts can share one statement (``add_cte``). The arrays are declared
+    one-dimensional: a JSON column's list values are items, not a second dimension."""
     return select(
-        func.unnest(*(bindparam(name, type_=postgresql.ARRAY(table.c[name].type))
+        func.unnest(*(bindparam(prefix + name,
+                                type_=postgresql.ARRAY(table.c[name].type, dimensions=1))
                       for name in arrays)).table_valued(*arrays).render_derived(),
-        *(bindparam(name, type_=table.c[name].type) for name in scalars),
+        *(bindparam(prefix + name, type_=table.c[name].type) for name in scalars),
     )
 
 
-def among(column: Any, name: str, session: AsyncSession | AsyncConnection) -> Any:
+def among(column: Any, name: str, session: AsyncSession | AsyncConnection | str) -> Any:
     """``column IN (the list bound as name)``, for lists of any length (a batch of a
     thousand ids). On PostgreSQL one array parameter, so the statement's text (and its
     prepared statement) is the same for any number of ids and nothing is rendered per id,
     unnested in a subquery: ``column = ANY($1)`` gets a generic plan that compares every
-    row of the table with every id (20 ms for a thousand agents), a semi-join does not."""
-    bind = session if isinstance(session, AsyncConnection) else session.get_bind()
-    if bind.dialect.name == "postgresql":
+    row of the table with every id (20 ms for a thousand agents), a semi-join does not.
+    ``session`` may be the dialect's name, for a statement built once per dialect."""
+    if isinstance(session, str):
+        dialect = session
+    else:
+        bind = session if isinstance(session, AsyncConnection) else session.get_bind()
+        dialect = bind.dialect.name
+    if dialect == "postgresql":
         ids = bindparam(name, type_=postgresql.ARRAY(column.type))
         return column.in_(select(func.unnest(ids)).scalar_subquery())
     return column.in_(bindparam(name, expanding=True))

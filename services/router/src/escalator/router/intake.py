@@ -1,12 +1,14 @@
 """New tickets, a batch at a time: the first holder of each, with a fixed number of
 statements per batch rather than per ticket.
 
-One statement reads which tickets are routed already (and the roster version); one locks
-every agent the tickets' first levels may pick (``slots.lock``, in id order) and one
-their round-robin cursors. Each decision is then the same ``service.assign`` as any other
-move, taken in memory on exact loads, one after another so each sees the slots the ones
-before it took. ``slots.settle`` and ``Writes.flush`` write the loads, cursors,
-assignments, history and outbox rows with one statement per table.
+One statement (``slots.lock``) locks every agent the tickets' first levels may pick and
+their round-robin cursors (in id order), and reads which tickets are routed already and
+the roster version; the paths are chosen on the in-memory roster first, and chosen again
+on the reloaded one if that version is newer. Each decision is then the same
+``service.assign`` as any other move, taken in memory on exact loads, one after another
+so each sees the slots the ones before it took. ``Writes.flush`` writes the loads,
+cursors, assignments, history and outbox rows: one statement on PostgreSQL, one per table
+on SQLite.
 
 A ticket routed meanwhile by another replica (another copy of its creation, under another
 event id) makes the assignment insert fail on its primary key; the runner then applies
@@ -18,14 +20,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy import null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from escalator.router.catalog import Catalog, PathInfo, catalog, config_version, reload
+from escalator.router.catalog import Catalog, PathInfo, catalog, reload
 from escalator.router.service import OPEN, Move, assign, choose_path, executive_level
-from escalator.router.slots import Stale, cursor_key, lock, settle
-from escalator.router.writes import Draft, Writes, assignments
-from escalator.shared.db import among
+from escalator.router.slots import Stale, View, cursor_key, lock
+from escalator.router.writes import Draft, Writes
 from escalator.shared.events import CloudEvent, TicketCreated, TicketSnapshot, utcnow
 from escalator.shared.logs import log_context
 
@@ -38,19 +38,11 @@ async def route_new_tickets(session: AsyncSession,
     fresh: dict[str, CloudEvent[TicketCreated]] = {}
     for event in events:
         fresh.setdefault(event.data.ticket_id, event)
-    version, routed = await _routed(session, list(fresh))
-    for ticket_id in routed:
-        with log_context(event_id=fresh.pop(ticket_id).id, ticket_id=ticket_id):
-            log.info("ticket already routed; ticket.created ignored")
-    if not fresh:
-        return
     known = await catalog(session)
-    if known.version != version:
-        known = await reload(session)
     while True:
         plans = [(event, *choose_path(known, event.data)) for event in fresh.values()]
         try:
-            await _lock_first_levels(session, known, [
+            here = await _lock_first_levels(session, known, list(fresh), [
                 (path, executive_level(path) if event.data.executive else 0)
                 for event, path, _ in plans if path is not None])
             break
@@ -59,6 +51,9 @@ async def route_new_tickets(session: AsyncSession,
     writes = Writes()
     for event, path, rule in plans:
         with log_context(event_id=event.id, ticket_id=event.subject):
+            if event.data.ticket_id in here.routed:
+                log.info("ticket already routed; ticket.created ignored")
+                continue
             if path is None:
                 log.error("no default escalation path is configured; ticket left unrouted")
                 continue
@@ -71,32 +66,20 @@ async def route_new_tickets(session: AsyncSession,
             writes.created.append(draft)
             await assign(session, known, draft, path, Move("ticket_created", why), writes,
                          check_version=False)
-    await settle(session)
     await writes.flush(session)
 
 
-async def _routed(session: AsyncSession, ticket_ids: list[str]) -> tuple[int, set[str]]:
-    """The roster version, and which of the tickets have an assignment (one statement: a
-    union, because a join on the ticket ids would scan the whole assignments table)."""
-    query = union_all(
-        select(config_version.c.version, null().label("ticket_id")),
-        select(null(), assignments.c.ticket_id)
-        .where(among(assignments.c.ticket_id, "tickets", session)))
-    rows = (await session.execute(query, {"tickets": ticket_ids})).all()
-    version = next(int(r.version) for r in rows if r.version is not None)
-    return version, {r.ticket_id for r in rows if r.ticket_id is not None}
-
-
-async def _lock_first_levels(session: AsyncSession, known: Catalog,
-                             starts: list[tuple[PathInfo, int]]) -> None:
-    """Lock every agent and cursor the tickets' starting levels may use, at once."""
+async def _lock_first_levels(session: AsyncSession, known: Catalog, ticket_ids: list[str],
+                             starts: list[tuple[PathInfo, int]]) -> View:
+    """Lock every agent and cursor the tickets' starting levels may use, and find which
+    tickets are routed already, at once."""
     agent_ids: set[str] = set()
     keys: set[str] = set()
     for path, index in {(path.id, index): (path, index) for path, index in starts}.values():
         agent_ids.update(a.id for a in path.members[index])
         if (key := cursor_key(path, index)) is not None:
             keys.add(key)
-    await lock(session, known, agent_ids, keys)
+    return await lock(session, known, agent_ids, keys, tickets=ticket_ids)
 
 
 def _draft(ticket: TicketSnapshot, path: PathInfo, rule: str | None) -> Draft:

@@ -3,8 +3,8 @@
 Every move goes through ``assign``: pick at the target level (``slots.pick``: the
 level's agents locked, the slot taken in memory), then gather the history with the
 explanation and the events in the handler call's ``Writes``. The caller then writes it
-all: ``slots.settle`` for loads and cursors, ``Writes.flush`` for rows and the outbox, in
-the same transaction. A move of an existing ticket first locks its assignment row, so one
+all with ``Writes.flush`` (loads and cursors, rows and the outbox) in the same
+transaction. A move of an existing ticket first locks its assignment row, so one
 trigger moves a ticket once, on any replica. New tickets come in batches (``intake``).
 
 The roster is read from the in-memory ``catalog``; ``pick`` raises ``Stale`` before
@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from escalator.router.catalog import Catalog, PathInfo, catalog, current, reload
 from escalator.router.models import Agent, Assignment, AssignmentHistory
 from escalator.router.roster import Ask, Pick, holder
-from escalator.router.slots import Stale, note_load, pick, settle
+from escalator.router.slots import Stale, note_load, pick
 from escalator.router.writes import Held, Writes
 from escalator.shared.db import read_snapshot
 from escalator.shared.events import (
@@ -146,7 +146,6 @@ async def escalate(session: AsyncSession, ticket_id: str, move: Move, *,
             _stay_at_top(known, assignment, path, move, writes)
 
     await _with_roster(session, decide)
-    await settle(session)
     await writes.flush(session)
     return True
 

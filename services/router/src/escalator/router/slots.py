@@ -22,21 +22,36 @@ decision is made again on the reloaded roster.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import (
+    Boolean,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalator.router.catalog import Catalog, PathInfo, config_version
-from escalator.router.models import Agent, RoundRobin
+from escalator.router.models import Agent, Assignment, RoundRobin
 from escalator.router.roster import Ask, Pick, Slot, choose
 from escalator.shared.db import among, conflict_insert
 
 agents = cast(Table, Agent.__table__)
 cursors = cast(Table, RoundRobin.__table__)
+assignments = cast(Table, Assignment.__table__)
 _VIEW = "escalator.router.view"
 
 
@@ -64,6 +79,7 @@ class View:
     cursors: dict[str, Turn] = field(default_factory=dict)
     moved: set[str] = field(default_factory=set)  #: cursors to write
     levels: set[tuple[str, int]] = field(default_factory=set)  #: (path, level) locked
+    routed: set[str] = field(default_factory=set)  #: tickets ``lock`` found assigned
 
 
 def view(session: AsyncSession) -> View:
@@ -76,49 +92,88 @@ def view(session: AsyncSession) -> View:
 
 
 async def lock(session: AsyncSession, known: Catalog, agent_ids: Iterable[str],
-               cursor_keys: Iterable[str] = (), *, check_version: bool = True) -> View:
-    """Lock (once per transaction) the agents and round-robin cursors a decision may use.
+               cursor_keys: Iterable[str] = (), *, tickets: Iterable[str] = (),
+               check_version: bool = True) -> View:
+    """Lock (once per transaction) the agents and round-robin cursors a decision may use,
+    and note which of ``tickets`` are routed already (``View.routed``).
 
-    Raises ``Stale`` when ``check_version`` and the roster changed since ``known``; the
-    locks taken stay (they are this transaction's and the rows read are still exact)."""
+    All in one statement (``_reads``): agents, then cursors, each in id order, the routed
+    tickets and the roster version, so a batch of new tickets reads everything it decides
+    on in one round trip. Raises ``Stale`` when ``check_version`` and the roster changed
+    since ``known``; the locks taken stay (they are this transaction's and the rows read
+    are still exact)."""
     here = view(session)
     missing = sorted(set(agent_ids).difference(here.slots))
-    if missing:
-        version = select(config_version.c.version).scalar_subquery()
-        query = (select(agents.c.id, agents.c.open_tickets, agents.c.available,
-                        agents.c.max_open_tickets, version.label("version"))
-                 .where(among(agents.c.id, "ids", session))
-                 .order_by(agents.c.id).with_for_update(of=agents))
-        rows = (await _run(session, query, {"ids": missing})).all()
-        # Rows unpacked as tuples: a level's agents are hundreds of rows per batch, and a
-        # Row's attribute access cost more than the Slot built from it.
-        here.slots.update({agent_id: Slot(load, available, capacity)
-                           for agent_id, load, available, capacity, _ in rows})
-        if check_version:
-            seen = rows[0][4] if rows else await session.scalar(
-                select(config_version.c.version))
-            if seen != known.version:
-                raise Stale
     keys = sorted(set(cursor_keys).difference(here.cursors))
-    if keys:
-        await _lock_cursors(session, here, keys)
+    asked = sorted(set(tickets))
+    if not (missing or keys or asked):
+        return here
+    rows = (await _run(session, _reads(session.get_bind().dialect.name),
+                       {"ids": missing, "keys": keys, "tickets": asked})).all()
+    version = None
+    # Rows unpacked as tuples: a level's agents are hundreds of rows per batch, and a
+    # Row's attribute access cost more than the Slot built from it.
+    for kind, key, number, available, capacity, last in rows:
+        if kind == _AGENT:
+            here.slots[key] = Slot(number, available, capacity)
+        elif kind == _CURSOR:
+            here.cursors[key] = Turn(last, int(number))
+        elif kind == _ROUTED:
+            here.routed.add(key)
+        else:
+            version = number
+    new = [key for key in keys if key not in here.cursors]
+    if new:
+        await _create_cursors(session, here, new)
+    if check_version and version != known.version:
+        raise Stale
     return here
 
 
-async def _lock_cursors(session: AsyncSession, here: View, keys: list[str]) -> None:
+_AGENT, _CURSOR, _ROUTED, _VERSION = range(4)
+
+
+def _kind(kind: int) -> Any:
+    return literal_column(str(kind), Integer())
+
+
+@functools.cache
+def _reads(dialect: str) -> Any:
+    """``lock``'s statement, built once per dialect (``among`` differs)."""
+    locked = (select(agents.c.id, agents.c.open_tickets, agents.c.available,
+                     agents.c.max_open_tickets)
+              .where(among(agents.c.id, "ids", dialect))
+              .order_by(agents.c.id).with_for_update(of=agents).cte("locked"))
+    turns = (select(cursors.c.key, cursors.c.last_agent_id, cursors.c.turns)
+             .where(among(cursors.c.key, "keys", dialect))
+             .order_by(cursors.c.key).with_for_update().cte("turns"))
+    text_null, int_null, bool_null = (null().cast(kind) for kind in (String(), Integer(),
+                                                                     Boolean()))
+    return union_all(
+        select(_kind(_AGENT), locked.c.id, locked.c.open_tickets, locked.c.available,
+               locked.c.max_open_tickets, text_null),
+        select(_kind(_CURSOR), turns.c.key, turns.c.turns, bool_null, int_null,
+               turns.c.last_agent_id),
+        select(_kind(_ROUTED), assignments.c.ticket_id, int_null, bool_null, int_null,
+               text_null).where(among(assignments.c.ticket_id, "tickets", dialect)),
+        select(_kind(_VERSION), text_null, config_version.c.version, bool_null, int_null,
+               text_null),
+    )
+
+
+async def _create_cursors(session: AsyncSession, here: View, keys: list[str]) -> None:
+    """A level's first round-robin turn: its cursor row is created, then locked.
+
+    Created apart from reading: two replicas creating one at once cannot both insert, and
+    the second then waits for the first one's lock."""
+    insert = conflict_insert(session.get_bind().dialect.name)
+    await _run(session, insert(cursors).on_conflict_do_nothing(),
+               [{"key": k, "last_agent_id": None, "turns": 0} for k in keys])
     query = (select(cursors.c.key, cursors.c.last_agent_id, cursors.c.turns)
              .where(among(cursors.c.key, "keys", session))
              .order_by(cursors.c.key).with_for_update())
     rows = (await _run(session, query, {"keys": keys})).all()
-    new = sorted(set(keys).difference(r.key for r in rows))
-    if new:
-        # Created apart from reading: two replicas creating one at once cannot both
-        # insert, and the second then waits for the first one's lock.
-        insert = conflict_insert(session.get_bind().dialect.name)
-        await _run(session, insert(cursors).on_conflict_do_nothing(),
-                   [{"key": k, "last_agent_id": None, "turns": 0} for k in new])
-        rows = [*rows, *(await _run(session, query, {"keys": new})).all()]
-    here.cursors.update({r.key: Turn(r.last_agent_id, int(r.turns)) for r in rows})
+    here.cursors.update({key: Turn(last, int(turns)) for key, last, turns in rows})
 
 
 async def pick(session: AsyncSession, known: Catalog, path: PathInfo, index: int, ask: Ask,
@@ -169,8 +224,43 @@ _MOVE = (update(cursors).where(cursors.c.key == bindparam("cursor"))
          .values(last_agent_id=bindparam("last"), turns=bindparam("count")))
 
 
+def _arrays(*columns: tuple[str, Any]) -> Any:
+    return func.unnest(*(bindparam(name, type_=postgresql.ARRAY(kind, dimensions=1))
+                         for name, kind in columns)).table_valued(
+        *(name for name, _ in columns)).render_derived()
+
+
+_steps = _arrays(("step_agent", agents.c.id.type), ("step", Integer())).alias("steps")
+_turns = _arrays(("turn_key", cursors.c.key.type), ("turn_last", cursors.c.last_agent_id.type),
+                 ("turn_count", Integer())).alias("turns")
+#: PostgreSQL: ``settle``'s two writes as CTEs, to run in the statement that writes the
+#: rest of a decision (``writes.flush``), with the parameters from ``unsettled``.
+SETTLE_CTES = (
+    update(agents).where(agents.c.id == _steps.c.step_agent)
+    .values(open_tickets=agents.c.open_tickets + _steps.c.step).cte("loads"),
+    update(cursors).where(cursors.c.key == _turns.c.turn_key)
+    .values(last_agent_id=_turns.c.turn_last, turns=_turns.c.turn_count).cte("cursors"),
+)
+
+
+def unsettled(session: AsyncSession) -> dict[str, list[Any]]:
+    """``SETTLE_CTES``' parameters: the view's load and cursor changes, as arrays (then
+    forgotten, as by ``settle``)."""
+    here = view(session)
+    steps = sorted((a, n) for a, n in here.steps.items() if n)
+    moved = sorted(here.moved)
+    here.steps.clear()
+    here.moved.clear()
+    return {
+        "step_agent": [a for a, _ in steps], "step": [n for _, n in steps],
+        "turn_key": moved, "turn_last": [here.cursors[k].last_agent_id for k in moved],
+        "turn_count": [here.cursors[k].turns for k in moved],
+    }
+
+
 async def settle(session: AsyncSession) -> None:
-    """Write the view's load and cursor changes: one statement each, all rows at once.
+    """Write the view's load and cursor changes: one statement each, all rows at once
+    (on PostgreSQL ``writes.flush`` runs them as ``SETTLE_CTES`` instead).
 
     Loads are written as increments, so a change made directly in the same transaction
     (``note_load``) adds up with them."""

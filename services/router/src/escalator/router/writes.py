@@ -20,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from escalator.router import metrics
 from escalator.router.models import Assignment, AssignmentHistory
 from escalator.router.roster import Pick
-from escalator.shared.db import on_commit
+from escalator.router.slots import SETTLE_CTES, settle, unsettled
+from escalator.shared.db import on_commit, unnested
 from escalator.shared.events import CloudEvent, EventData, utcnow
-from escalator.shared.outbox import publish_many
+from escalator.shared.outbox import QUEUE, publish_many, queue_arrays
 
 SOURCE = "/escalator/router"
 assignments = cast(Table, Assignment.__table__)
@@ -78,16 +79,44 @@ class Writes:
         })
 
     async def flush(self, session: AsyncSession) -> None:
-        with session.no_autoflush:
-            if self.created:
-                await session.execute(insert(assignments), [vars(d) for d in self.created])
-            if self.history:
-                await session.execute(insert(history), self.history)
-        await publish_many(session, self.events)
+        """Write everything gathered, and the view's loads and cursors (``slots``).
+
+        On PostgreSQL all of it is one statement (the inserts and updates as CTEs of the
+        outbox insert, each table's rows as arrays): a batch of new tickets used to cost
+        five round trips here, a third of its time at 1,000 tickets/s."""
+        if session.get_bind().dialect.name == "postgresql":
+            connection = await session.connection()  # Core: nothing of the ORM's to flush
+            await connection.execute(_FLUSH, {
+                **_columns("new_", _CREATED, [vars(d) for d in self.created]),
+                **_columns("history_", _HISTORY, self.history),
+                **unsettled(session), **queue_arrays(session, self.events)})
+        else:
+            await settle(session)
+            with session.no_autoflush:
+                if self.created:
+                    await session.execute(insert(assignments), [vars(d) for d in self.created])
+                if self.history:
+                    await session.execute(insert(history), self.history)
+            await publish_many(session, self.events)
         if self.assigned or self.escalated:
             on_commit(session, _counter(self.assigned, self.escalated))
         self.created, self.history, self.events = [], [], []
         self.assigned, self.escalated = Counter(), Counter()
+
+
+_CREATED = [column.name for column in assignments.columns]
+_HISTORY = [column.name for column in history.columns if column.name != "id"]
+_FLUSH = QUEUE.add_cte(
+    insert(assignments).from_select(_CREATED, unnested(assignments, _CREATED, prefix="new_"))
+    .cte("new_assignments"),
+    insert(history).from_select(_HISTORY, unnested(history, _HISTORY, prefix="history_"))
+    .cte("new_history"),
+    *SETTLE_CTES,
+)
+
+
+def _columns(prefix: str, names: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {prefix + name: [row[name] for row in rows] for name in names}
 
 
 def _counter(assigned: Counter[tuple[str, str]], escalated: Counter[tuple[str, str, str]]
