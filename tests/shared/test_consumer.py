@@ -207,3 +207,32 @@ def test_a_restarting_database_is_an_infrastructure_error(sqlstate: str) -> None
     orig = Orig("the database system is shutting down")
     orig.sqlstate = sqlstate  # type: ignore[attr-defined]
     assert is_infrastructure_error(DBAPIError("SELECT 1", None, orig))
+
+
+async def test_on_every_takes_a_run_of_mixed_types_then_each_typed_handler_in_order() -> None:
+    from escalator.shared.consumer import Handlers
+    from escalator.shared.events import TicketClosed, TicketCreated
+
+    calls: list[Any] = []
+    every = Handlers()
+
+    @every.on_every
+    async def keep(events: list[CloudEvent[Any]], *, session: Any) -> None:
+        calls.append(("every", [e.type for e in events]))
+
+    @every.on(TicketClosed)
+    async def close(event: CloudEvent[Any], *, session: Any) -> None:
+        calls.append(("closed", event.subject))
+
+    created = envelope(ticket_created("t-1"))
+    closed = CloudEvent.wrap(TicketClosed(**{**ticket_created("t-2").model_dump(),
+                                             "status": "closed"}), source="/test")
+    assert every.joins(TicketCreated.event_type, TicketClosed.event_type)
+    assert await every.dispatch([created, closed, created], session=None)  # type: ignore[arg-type]
+    assert calls == [("every", ["ticket.created", "ticket.closed", "ticket.created"]),
+                     ("closed", "t-2")]
+
+    typed = Handlers()
+    typed.on(TicketClosed)(close)
+    assert not typed.joins(TicketCreated.event_type, TicketCreated.event_type)
+    assert not await typed.dispatch([created], session=None)  # type: ignore[arg-type]

@@ -5,8 +5,8 @@ transaction. The fast path claims every event id of the batch in the inbox with 
 statement (ids already there are duplicates: nothing to do) and runs the typed handlers
 one after another, with no savepoints: a batch of good events costs its handlers'
 statements and one commit. A handler registered with ``on_batch`` is given each run of
-consecutive events of its types at once, so it can apply many events with one statement
-per table.
+consecutive events of its types at once, and one registered with ``on_every`` all of a
+batch's events, so either can apply many events with one statement per table.
 
 When a handler fails, the batch is rolled back and applied again on the careful path:
 per message, parse the CloudEvent (unparseable -> dead letter), claim its id, and run
@@ -115,8 +115,7 @@ class Handlers:
 
         The fast path gives it every run of consecutive events of these types in a batch
         at once (one partition's events, so one key's events stay in order); the careful
-        path gives it one event at a time. Not combined with ``on_every``: with one,
-        every event is dispatched on its own."""
+        path gives it one event at a time."""
 
         def register(fn: Handler) -> Handler:
             self.on(*models)(fn)
@@ -125,16 +124,20 @@ class Handlers:
 
         return register
 
-    def run_handler(self, event_type: str) -> Handler | None:
-        """The ``on_batch`` handler that takes runs of ``event_type``, if any."""
-        if self._every is not None or event_type not in self._batched:
-            return None
-        return self._by_type[event_type]
-
     def on_every(self, fn: Handler) -> Handler:
-        """Run ``fn`` for every known event on every topic (before any typed handler)."""
+        """Run ``fn(events, *, session)`` for every known event on every topic, before
+        the events' typed handlers.
+
+        The fast path gives it all of a batch's events at once (one partition's, in
+        order), then runs each one's typed handler in turn; the careful path one event at
+        a time. So a service that keeps every event (postmortem's timelines) stores a
+        batch with one statement, where one per event cost most of its CPU."""
         self._every = fn
         return fn
+
+    def joins(self, before: str, after: str) -> bool:
+        """Whether the fast path applies consecutive events of these types as one run."""
+        return self._every is not None or (before == after and after in self._batched)
 
     def topics(self) -> list[str]:
         if self._every is not None:
@@ -143,16 +146,22 @@ class Handlers:
 
         return sorted({EVENT_TYPES[t].topic for t in self._by_type})
 
-    async def dispatch(self, event: CloudEvent[Any], session: AsyncSession) -> bool:
-        """Apply ``event``; False when this service has nothing to do with its type."""
+    async def dispatch(self, events: list[CloudEvent[Any]], session: AsyncSession) -> bool:
+        """Apply a run of events (see ``joins``); False when this service has nothing to
+        do with their type."""
         handled = False
         if self._every is not None:
-            await self._every(event, session=session)
+            await self._every(events, session=session)
             handled = True
-        handler = self._by_type.get(event.type)
-        if handler is not None:
-            await handler([event] if event.type in self._batched else event, session=session)
-            handled = True
+        elif events[0].type in self._batched:
+            await self._by_type[events[0].type](events, session=session)
+            return True
+        for event in events:
+            handler = self._by_type.get(event.type)
+            if handler is not None:
+                await handler([event] if event.type in self._batched else event,
+                              session=session)
+                handled = True
         return handled
 
 
@@ -451,13 +460,8 @@ class ConsumerRunner:
                              ticket_id=first.subject if single else None,
                              event_type=first.type):
                 try:
-                    if single:
-                        handled = await self._handlers.dispatch(first, session)
-                    else:
-                        handler = self._handlers.run_handler(first.type)
-                        assert handler is not None
-                        await handler([event for _, event in run], session=session)
-                        handled = True
+                    handled = await self._handlers.dispatch([event for _, event in run],
+                                                            session)
                 except Exception as exc:
                     if is_infrastructure_error(exc):
                         raise
@@ -466,24 +470,22 @@ class ConsumerRunner:
                     raise _HandlerFailed from exc
             # Every event of a run waited for the whole run: that is its processing time.
             elapsed, now = time.perf_counter() - started, utcnow()
-            processing = metrics.EVENT_PROCESSING.labels(topic, first.type)
-            age = metrics.EVENT_AGE.labels(topic, first.type)
             outcome = "processed" if handled else "skipped"
             for _, event in run:
-                processing.observe(elapsed)
-                age.observe(max((now - event.time).total_seconds(), 0.0))
+                metrics.EVENT_PROCESSING.labels(topic, event.type).observe(elapsed)
+                metrics.EVENT_AGE.labels(topic, event.type).observe(
+                    max((now - event.time).total_seconds(), 0.0))
                 outcomes.append((topic, event.type, outcome))
         return outcomes
 
     def _runs(
         self, events: list[tuple[str, CloudEvent[Any]]]
     ) -> Iterator[list[tuple[str, CloudEvent[Any]]]]:
-        """The events in order, as runs of consecutive ones an ``on_batch`` handler takes
-        together; every other event is a run of its own."""
+        """The events in order, as runs of consecutive ones a handler takes together
+        (``Handlers.joins``); every other event is a run of its own."""
         run: list[tuple[str, CloudEvent[Any]]] = []
         for item in events:
-            if run and (run[-1][1].type != item[1].type
-                        or self._handlers.run_handler(item[1].type) is None):
+            if run and not self._handlers.joins(run[-1][1].type, item[1].type):
                 yield run
                 run = []
             run.append(item)
@@ -545,7 +547,7 @@ class ConsumerRunner:
                 async with session.begin_nested():
                     if not await self._claim(session, event.id, event.type, topic):
                         return "duplicate"
-                    handled = await self._handlers.dispatch(event, session)
+                    handled = await self._handlers.dispatch([event], session)
             except Exception as exc:
                 if is_infrastructure_error(exc):
                     raise

@@ -1,5 +1,6 @@
 """What postmortem does with consumed events: every event joins its ticket's timeline
-(``on_every`` runs first, so a close is already in the timeline it counts), a close opens
+(``on_every`` runs first, a batch at a time, so a close is already in the timeline it
+counts), a close opens
 the ticket's post-mortem if it was an escalation, and a late escalation or breach for a
 closed ticket opens it then."""
 
@@ -17,9 +18,8 @@ handlers = Handlers()
 
 
 @handlers.on_every
-async def collect(event: CloudEvent[Any], *, session: AsyncSession) -> None:
-    if await service.record_event(session, event):
-        await service.reconsider(session, event)
+async def collect(events: list[CloudEvent[Any]], *, session: AsyncSession) -> None:
+    await service.reconsider_all(session, await service.record_events(session, events))
 
 
 @handlers.on(TicketClosed)

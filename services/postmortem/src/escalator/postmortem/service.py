@@ -8,13 +8,14 @@ follows the latest close.
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, union
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,7 +30,7 @@ from escalator.postmortem.schemas import (
     TimelineEntry,
 )
 from escalator.postmortem.timeline import Entry, measure, summarize
-from escalator.shared.db import conflict_insert, on_commit
+from escalator.shared.db import among, on_commit, unnested
 from escalator.shared.events import POSTMORTEMS, CloudEvent, PostmortemCreated, TicketClosed, utcnow
 from escalator.shared.outbox import emit
 from escalator.shared.pagination import newest_first
@@ -38,39 +39,71 @@ from escalator.shared.problems import Problem
 SOURCE = "/escalator/postmortem"
 
 
-async def record_event(session: AsyncSession, event: CloudEvent[Any]) -> bool:
-    """Store ``event`` in its ticket's timeline; False if that event id is already there.
+async def record_events(session: AsyncSession,
+                        events: list[CloudEvent[Any]]) -> list[CloudEvent[Any]]:
+    """Store ``events`` in their tickets' timelines with one statement; returns those
+    stored, in order (not those whose id is there already).
 
     The shared inbox already drops redeliveries; the conflict guard keeps the timeline
     right even when an event is replayed under another consumer group or inbox reset.
     Our own ``postmortem.*`` events are not part of the ticket's story and are skipped.
     """
-    if event.topic == POSTMORTEMS:
-        return False
-    values = {
-        "event_id": event.id,
-        "ticket_id": event.subject,
-        "type": event.type,
+    kept = [event for event in events if event.topic != POSTMORTEMS]
+    if not kept:
+        return []
+    now = utcnow()
+    rows = [{
+        "event_id": event.id, "ticket_id": event.subject, "type": event.type,
         "source": event.source,
         # SQLite stores wall-clock text: normalise so every row sorts on one clock.
-        "time": event.time.astimezone(UTC),
-        "topic": event.topic,
-        "data": event.data.model_dump_json(),
-        "received_at": utcnow(),
-    }
-    result = await session.execute(_insert_timeline(session.get_bind().dialect.name), values)
-    stored = bool(result.rowcount)  # type: ignore[attr-defined]
-    if stored:
-        on_commit(session, metrics.TIMELINE_EVENTS.labels(event.type).inc)
-    return stored
+        "time": event.time.astimezone(UTC), "topic": event.topic,
+        "data": event.data.model_dump_json(), "received_at": now,
+    } for event in kept]
+    if session.get_bind().dialect.name == "postgresql":
+        columns = {name: [row[name] for row in rows] for name in _TIMELINE}
+        stored = set((await session.scalars(_INSERT_ARRAYS, columns)).all())
+    else:
+        stored = set((await session.scalars(_INSERT_ROWS, rows)).all())
+    fresh = [event for event in kept if event.id in stored]
+    on_commit(session, _count(Counter(event.type for event in fresh)))
+    return fresh
 
 
-@functools.cache
-def _insert_timeline(dialect: str) -> Any:
-    """Built once: building the statement for every event (each value a new bound
-    parameter) cost more CPU than running it."""
-    table = cast(Table, TimelineEvent.__table__)  # Core: one row, and its rowcount
-    return conflict_insert(dialect)(table).on_conflict_do_nothing(index_elements=["event_id"])
+def _count(types: Counter[str]) -> Any:
+    def count() -> None:
+        for event_type, n in types.items():
+            metrics.TIMELINE_EVENTS.labels(event_type).inc(n)
+
+    return count
+
+
+_timeline = cast(Table, TimelineEvent.__table__)  # Core: rows, and which went in
+_TIMELINE = [column.name for column in _timeline.columns]
+_INSERT_ARRAYS = (postgresql.insert(_timeline).from_select(_TIMELINE,
+                                                            unnested(_timeline, _TIMELINE))
+                  .on_conflict_do_nothing(index_elements=["event_id"])
+                  .returning(_timeline.c.event_id))
+_INSERT_ROWS = (sqlite.insert(_timeline).on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(_timeline.c.event_id))
+
+
+async def reconsider_all(session: AsyncSession, events: list[CloudEvent[Any]]) -> None:
+    """``reconsider`` each decisive event of a ticket that could need it (closed at some
+    point, or with a post-mortem), found with one query: on the way through the pipeline
+    a ticket is open when it is assigned or escalated, and asking per event cost two
+    queries for nothing."""
+    decisive = [event for event in events if event.type in criteria.DECISIVE]
+    if not decisive:
+        return
+    tickets = sorted({event.subject for event in decisive})
+    maybe = set((await session.scalars(union(
+        select(Postmortem.ticket_id).where(among(Postmortem.ticket_id, "tickets", session)),
+        select(TimelineEvent.ticket_id).where(
+            among(TimelineEvent.ticket_id, "tickets", session),
+            TimelineEvent.type == "ticket.closed")), {"tickets": tickets})).all())
+    for event in decisive:
+        if event.subject in maybe:
+            await reconsider(session, event)
 
 
 async def open_for_closed_ticket(
