@@ -350,16 +350,23 @@ class Chaos:
             await producer.stop()
 
     async def _settle(self, timeout: float = 600) -> None:
-        """Wait until every accepted ticket is assigned and the consumers caught up."""
+        """Wait until every accepted ticket is assigned and the system is quiet: no lag,
+        and no partition grew between two looks a few seconds apart.
+
+        Lag alone is not enough: a producer still working off its own backlog (the
+        notifier's dispatcher sending, then announcing each delivery) appends after a
+        moment of zero lag, and a consumer stopped just then is charged with messages it
+        never had the chance to read; that is not the clean-shutdown invariant."""
         await asyncio.to_thread(self.stack.wait_ready, 120)
         # The last tickets' short clocks fall due after the load ends: give them time.
         await asyncio.sleep(SHORT_SLA_SECONDS + 5)
-        deadline = time.monotonic() + timeout
+        deadline, seen = time.monotonic() + timeout, -1
         while time.monotonic() < deadline:
-            lag = await self._lag()
-            if lag == 0:
+            lag, ends = await self._offsets()
+            if lag == 0 and ends == seen:
                 return
-            await asyncio.sleep(2)
+            seen = ends if lag == 0 else -1
+            await asyncio.sleep(3)
         raise RuntimeError(f"consumers did not catch up in {timeout}s (lag {await self._lag()})")
 
     # -- the books --------------------------------------------------------------------
@@ -415,12 +422,16 @@ class Chaos:
         return missing
 
     async def _lag(self) -> int:
-        """Messages not yet committed by each consumer group, over its topics' partitions.
+        return (await self._offsets())[0]
+
+    async def _offsets(self) -> tuple[int, int]:
+        """Messages not yet committed by each consumer group over its topics' partitions,
+        and the sum of those partitions' end offsets (it grows while anything produces).
 
         Read with a manually assigned consumer per group: it fetches the group's
         committed offsets without joining (and so without disturbing) the group.
         """
-        total = 0
+        lag = ends_total = 0
         for name in (n for n in SERVICES if _topics(n)):
             topics = [f"{self.prefix}{t}" for t in _topics(name)]
             consumer = AIOKafkaConsumer(bootstrap_servers=self.broker.bootstrap,
@@ -434,10 +445,11 @@ class Chaos:
                 consumer.assign(partitions)
                 ends = await consumer.end_offsets(partitions)
                 for tp in partitions:
-                    total += max(ends[tp] - (await consumer.committed(tp) or 0), 0)
+                    lag += max(ends[tp] - (await consumer.committed(tp) or 0), 0)
+                    ends_total += ends[tp]
             finally:
                 await consumer.stop()
-        return total
+        return lag, ends_total
 
     async def _read(self, topic: str) -> list[Any]:
         """Every record of ``topic``, read once (the verdict runs after the load)."""
