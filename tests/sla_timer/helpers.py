@@ -73,6 +73,17 @@ async def send(
     severity: str = "high", category: str | None = None, **extra: Any,
 ) -> CloudEvent[Any]:
     """Produce one ticket event on the tickets topic, as ingest's relay would."""
+    event = ticket_event(model, ticket_id, at=at, severity=severity, category=category,
+                         **extra)
+    await produce(env.broker.bootstrap, f"{env.prefix}tickets",
+                  event.model_dump_json().encode(), key=ticket_id.encode())
+    return event
+
+
+def ticket_event(
+    model: type[TicketSnapshot], ticket_id: str, *, at: datetime | None = None,
+    severity: str = "high", category: str | None = None, **extra: Any,
+) -> CloudEvent[Any]:
     at = at or utcnow()
     status = {"ticket.acknowledged": TicketStatus.acknowledged, "ticket.resolved":
               TicketStatus.resolved, "ticket.closed": TicketStatus.closed}.get(
@@ -84,10 +95,7 @@ async def send(
         customer=Customer(email="ops@acme.example", name="Acme Ops"),
         created_at=at, updated_at=at, **extra,
     )
-    event = CloudEvent.wrap(data, source="/test", time=at)
-    await produce(env.broker.bootstrap, f"{env.prefix}tickets",
-                  event.model_dump_json().encode(), key=ticket_id.encode())
-    return event
+    return CloudEvent.wrap(data, source="/test", time=at)
 
 
 def comment(at: datetime, *, author_type: str = "agent", public: bool = True) -> Comment:

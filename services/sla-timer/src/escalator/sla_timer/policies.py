@@ -138,4 +138,9 @@ def matches(policy: SlaPolicy, ticket: TicketSnapshot) -> bool:
 
 async def policy_for(session: AsyncSession, ticket: TicketSnapshot) -> SlaPolicy | None:
     """The first policy, in order, that applies to ``ticket``; None when none does."""
-    return next((p for p in await list_policies(session) if matches(p, ticket)), None)
+    return first_match(await list_policies(session), ticket)
+
+
+def first_match(policies: list[SlaPolicy], ticket: TicketSnapshot) -> SlaPolicy | None:
+    """``policy_for`` over policies already read (``list_policies``), for a batch."""
+    return next((p for p in policies if matches(p, ticket)), None)

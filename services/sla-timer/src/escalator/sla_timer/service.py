@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from escalator.shared.db import on_commit
+from escalator.shared.db import among, on_commit
 from escalator.shared.events import (
     Severity,
     SlaBreached,
@@ -94,6 +94,20 @@ def schedule(clock: Clock, calendar: Calendar, grace: float) -> None:
     else:
         clock.next_timer = Timer.breach
         clock.fire_at = clock.due_at + timedelta(seconds=grace)
+
+
+async def clocks_of_many(session: AsyncSession, ticket_ids: list[str], *,
+                         lock: bool = False) -> dict[str, list[Clock]]:
+    """``clocks_of`` for many tickets with one query (locked in ticket order, so two
+    transactions locking overlapping sets queue rather than deadlock)."""
+    query = (select(Clock).where(among(Clock.ticket_id, "tickets", session))
+             .order_by(Clock.ticket_id, Clock.started_at, Clock.name, Clock.cycle))
+    if lock:
+        query = query.with_for_update()
+    found: dict[str, list[Clock]] = {}
+    for clock in await session.scalars(query, {"tickets": sorted(set(ticket_ids))}):
+        found.setdefault(clock.ticket_id, []).append(clock)
+    return found
 
 
 async def clocks_of(session: AsyncSession, ticket_id: str, *, lock: bool = False) -> list[Clock]:
