@@ -241,19 +241,26 @@ def conflict_insert(dialect: str) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
-def unnested(table: Table, arrays: Sequence[str], scalars: Sequence[str] = (), *,
+def arrays(*columns: tuple[str, Any]) -> Any:
+    """``unnest(one array parameter per (name, type))`` as a derived table whose columns
+    are named like the parameters: many rows as one parameter per column on PostgreSQL.
+    The arrays are declared one-dimensional: a JSON column's list values are items, not
+    a second dimension."""
+    return func.unnest(*(bindparam(name, type_=postgresql.ARRAY(kind, dimensions=1))
+                         for name, kind in columns)).table_valued(
+        *(name for name, _ in columns)).render_derived()
+
+
+def unnested(table: Table, arrays_of: Sequence[str], scalars: Sequence[str] = (), *,
              prefix: str = "") -> Any:
     """``SELECT * FROM unnest(one array parameter per column)`` plus single parameters,
-    for ``insert(table).from_select([*arrays, *scalars], ...)`` on PostgreSQL: many rows
-    in one statement whose text and parameters do not grow with the rows, so nothing is
-    rendered or processed per row (SQLAlchemy's multi-row VALUES binds each value of
-    each row). The rows go in array order. Parameters are named ``prefix`` + column, so
-    several such inserts can share one statement (``add_cte``). The arrays are declared
-    one-dimensional: a JSON column's list values are items, not a second dimension."""
+    for ``insert(table).from_select([*arrays_of, *scalars], ...)`` on PostgreSQL: many
+    rows in one statement whose text and parameters do not grow with the rows, so
+    nothing is rendered or processed per row (SQLAlchemy's multi-row VALUES binds each
+    value of each row). The rows go in array order. Parameters are named ``prefix`` +
+    column, so several such inserts can share one statement (``add_cte``)."""
     return select(
-        func.unnest(*(bindparam(prefix + name,
-                                type_=postgresql.ARRAY(table.c[name].type, dimensions=1))
-                      for name in arrays)).table_valued(*arrays).render_derived(),
+        arrays(*((prefix + name, table.c[name].type) for name in arrays_of)),
         *(bindparam(prefix + name, type_=table.c[name].type) for name in scalars),
     )
 

@@ -34,20 +34,18 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
-    func,
     literal_column,
     null,
     select,
     union_all,
     update,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalator.router.catalog import Catalog, PathInfo, config_version
 from escalator.router.models import Agent, Assignment, RoundRobin
 from escalator.router.roster import Ask, Pick, Slot, choose
-from escalator.shared.db import among, conflict_insert
+from escalator.shared.db import among, arrays, conflict_insert
 
 agents = cast(Table, Agent.__table__)
 cursors = cast(Table, RoundRobin.__table__)
@@ -224,14 +222,8 @@ _MOVE = (update(cursors).where(cursors.c.key == bindparam("cursor"))
          .values(last_agent_id=bindparam("last"), turns=bindparam("count")))
 
 
-def _arrays(*columns: tuple[str, Any]) -> Any:
-    return func.unnest(*(bindparam(name, type_=postgresql.ARRAY(kind, dimensions=1))
-                         for name, kind in columns)).table_valued(
-        *(name for name, _ in columns)).render_derived()
-
-
-_steps = _arrays(("step_agent", agents.c.id.type), ("step", Integer())).alias("steps")
-_turns = _arrays(("turn_key", cursors.c.key.type), ("turn_last", cursors.c.last_agent_id.type),
+_steps = arrays(("step_agent", agents.c.id.type), ("step", Integer())).alias("steps")
+_turns = arrays(("turn_key", cursors.c.key.type), ("turn_last", cursors.c.last_agent_id.type),
                  ("turn_count", Integer())).alias("turns")
 #: PostgreSQL: ``settle``'s two writes as CTEs, to run in the statement that writes the
 #: rest of a decision (``writes.flush``), with the parameters from ``unsettled``.
@@ -264,16 +256,14 @@ async def settle(session: AsyncSession) -> None:
 
     Loads are written as increments, so a change made directly in the same transaction
     (``note_load``) adds up with them."""
-    here = view(session)
-    steps = [{"agent": a, "step": n} for a, n in sorted(here.steps.items()) if n]
-    if steps:
-        await _run(session, _STEP, steps)
-    if here.moved:
+    changes = unsettled(session)
+    if changes["step_agent"]:
+        await _run(session, _STEP, [{"agent": a, "step": n} for a, n in
+                                    zip(changes["step_agent"], changes["step"], strict=True)])
+    if changes["turn_key"]:
         await _run(session, _MOVE, [
-            {"cursor": k, "last": here.cursors[k].last_agent_id, "count": here.cursors[k].turns}
-            for k in sorted(here.moved)])
-    here.steps.clear()
-    here.moved.clear()
+            {"cursor": k, "last": last, "count": count} for k, last, count in
+            zip(changes["turn_key"], changes["turn_last"], changes["turn_count"], strict=True)])
 
 
 def note_load(session: AsyncSession, agent_id: str, change: int) -> None:
