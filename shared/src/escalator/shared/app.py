@@ -77,6 +77,9 @@ class ServiceSpec:
     #: Record how far the consumer has read (``escalator.shared.progress``), for services
     #: that act on time; their migrations create the ``consumer_progress`` table.
     record_progress: bool = False
+    #: The logical topics this service's events go to; its relay vouches for them
+    #: (``escalator.shared.watermarks``), so consumers that act on time can wait for it.
+    produces: tuple[str, ...] = ()
 
 
 _RUNTIME = "escalator.runtime"
@@ -138,7 +141,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings, *,
             await wait_for_database(engine)
             await upgrade(engine, settings, spec.migrations)
             sessionmaker = make_sessionmaker(engine)
-            relay = Relay(settings, sessionmaker)
+            relay = Relay(settings, sessionmaker, watermarks=spec.produces)
             relay.install_commit_hook()
             runtime = Runtime(settings, engine, sessionmaker, relay, settings.api_key_table())
             sessionmaker.configure(info={_RUNTIME: runtime})

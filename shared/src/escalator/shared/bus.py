@@ -13,8 +13,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from escalator.shared.events import ALL_TOPICS
+from escalator.shared.events import ALL_TOPICS, DLQ
 from escalator.shared.settings import ServiceSettings
+from escalator.shared.watermarks import watermark_topic
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,9 @@ async def ensure_topics(settings: ServiceSettings, *, attempts: int = 30) -> lis
     Retries while the broker comes up, so a launcher or a Compose one-shot job can run it
     right after starting the broker.
     """
-    wanted = [settings.topic(name) for name in ALL_TOPICS]
+    wanted = {settings.topic(name): settings.topic_partitions for name in ALL_TOPICS}
+    # One partition each: a producer's watermarks must stay in order.
+    wanted |= {settings.topic(watermark_topic(name)): 1 for name in ALL_TOPICS if name != DLQ}
     for attempt in range(1, attempts + 1):
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
         try:
@@ -60,7 +63,7 @@ async def ensure_topics(settings: ServiceSettings, *, attempts: int = 30) -> lis
             missing = [name for name in wanted if name not in existing]
             if missing:
                 await admin.create_topics(
-                    [NewTopic(name, settings.topic_partitions, 1) for name in missing]
+                    [NewTopic(name, wanted[name], 1) for name in missing]
                 )
                 log.info("created topics", extra={"topics": missing})
             return missing

@@ -59,6 +59,7 @@ from escalator.shared.events import (
 from escalator.shared.logs import log_context
 from escalator.shared.outbox import enqueue
 from escalator.shared.settings import ServiceSettings
+from escalator.shared.watermarks import WatermarkReader
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +244,8 @@ class ConsumerRunner:
         self._poll_ms = min(wait, int(progress.PROGRESS_INTERVAL * 1000)) if record_progress \
             else wait
         self._last_stamp: dict[TopicPartition, int] = {}
+        self._watermarks = WatermarkReader(settings, self._topics, fetch_wait_ms=self._poll_ms) \
+            if record_progress else None
         self._progress_written = 0.0
         #: Called after each progress write, e.g. to wake a timer loop held by the horizon.
         self.on_progress: list[Callable[[], None]] = []
@@ -275,18 +278,23 @@ class ConsumerRunner:
             )
             consumer.subscribe(self.topics, listener=_ForgetRevokedLag())
             try:
+                if self._watermarks is not None:
+                    # Before any progress is written: which topics are vouched for.
+                    await self._watermarks.start()
                 # Joining a group can take seconds (brokers delay the first rebalance);
                 # a shutdown must not wait for it.
                 if not await self._until_stopped(consumer.start()):
                     # Leaving mid-join waits out the same delay; let it end in the
                     # background instead of holding up the shutdown.
                     self._closing = asyncio.ensure_future(consumer.stop())
+                    await self._stop_watermarks()
                     return
             except (KafkaError, OSError) as exc:
                 log.warning("consumer cannot reach the broker (%s); retrying in %.1fs",
                             exc, backoff)
                 with contextlib.suppress(Exception):
                     await consumer.stop()
+                await self._stop_watermarks()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -298,8 +306,14 @@ class ConsumerRunner:
             finally:
                 self.connected = False
                 self._consumer = None
+                await self._stop_watermarks()
                 # Leaves the group so partitions move to the other replicas at once.
                 await consumer.stop()
+
+    async def _stop_watermarks(self) -> None:
+        if self._watermarks is not None:
+            with contextlib.suppress(Exception):
+                await self._watermarks.stop()
 
     async def _until_stopped(self, coro: Awaitable[None]) -> bool:
         """Await ``coro`` unless ``stop()`` comes first; True when ``coro`` finished."""
@@ -339,6 +353,9 @@ class ConsumerRunner:
     async def _write_progress(self, consumer: AIOKafkaConsumer) -> None:
         """Record how far each assigned partition has been read (after its commits)."""
         read: dict[progress.Partition, Any] = {}
+        marks = self._watermarks
+        if marks is not None:
+            await marks.drain()
         for tp in consumer.assignment():
             key = (tp.topic, tp.partition)
             high, polled = consumer.highwater(tp), consumer.last_poll_timestamp(tp)
@@ -349,7 +366,10 @@ class ConsumerRunner:
                 position = await consumer.position(tp)  # known once fetched: no wait
             except IllegalStateError:
                 continue  # revoked meanwhile: its new owner reports it
-            if position >= high:
+            if marks is not None and marks.vouched(tp.topic):
+                # Its producer says how far it has published: only that counts.
+                read[key] = marks.through(tp.topic, tp.partition, position)
+            elif position >= high:
                 read[key] = progress.from_millis(polled)
             elif tp in self._last_stamp:
                 read[key] = progress.from_millis(self._last_stamp[tp])

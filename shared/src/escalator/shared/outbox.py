@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from sqlalchemy import event, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -38,6 +38,7 @@ from escalator.shared.bus import make_producer
 from escalator.shared.db import among, outbox, unnested
 from escalator.shared.events import CloudEvent, EventData, utcnow
 from escalator.shared.settings import ServiceSettings
+from escalator.shared.watermarks import vouch, watermark_topic
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,11 @@ class Relay:
         settings: ServiceSettings,
         sessionmaker: async_sessionmaker[AsyncSession],
         producer_factory: Any = make_producer,
+        *,
+        watermarks: Sequence[str] = (),
     ) -> None:
+        """``watermarks``: the logical topics this service produces, which the relay
+        vouches for (``escalator.shared.watermarks``)."""
         self._settings = settings
         self._sessionmaker = sessionmaker
         self._producer_factory = producer_factory
@@ -193,6 +198,11 @@ class Relay:
         self._lock_id = zlib.crc32(f"escalator-outbox-{settings.db_schema}".encode())
         self._counted_at = 0.0
         self._partitions: dict[str, int] = {}
+        self._watermarks = list(watermarks)
+        self._vouching: list[str] = []  #: those whose watermark topic exists
+        self._offsets: AIOKafkaConsumer | None = None  #: reads end offsets for them
+        self._read_at = utcnow()  #: when the last pass read the unsent rows
+        self._vouched_at = 0.0
         self.connected = False
 
     def wake(self) -> None:
@@ -226,6 +236,8 @@ class Relay:
                     if await self._hold_lease():
                         await self._ensure_producer()
                         sent = await self.relay_once()
+                        if sent < self._settings.outbox_batch_size and self._vouch_due() <= 0:
+                            await self._vouch()
                     backoff = 0.1
                     # A short batch took every row committed when it was read; a commit
                     # since then has set the wake, so the wait returns at once for it.
@@ -233,9 +245,8 @@ class Relay:
                     # after every commit.)
                     if sent < self._settings.outbox_batch_size:
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(
-                                self._wake.wait(), self._settings.outbox_poll_seconds
-                            )
+                            await asyncio.wait_for(self._wake.wait(), min(
+                                self._settings.outbox_poll_seconds, self._vouch_due()))
                         self._wake.clear()
                 except (KafkaError, OSError, OperationalError, DBAPIError, TimeoutError) as exc:
                     self.connected = False
@@ -258,6 +269,7 @@ class Relay:
     async def relay_once(self) -> int:
         """Publish one batch of unsent rows in id order; returns how many were sent."""
         assert self._producer is not None
+        self._read_at = utcnow()  # before the read: what committed earlier, it sees
         async with self._connection() as conn:
             rows = (
                 await conn.execute(
@@ -294,6 +306,20 @@ class Relay:
             metrics.EVENTS_PRODUCED.labels(topic, event_type).inc(sent)
         self.connected = True
         return len(rows)
+
+    def _vouch_due(self) -> float:
+        """Seconds until the next watermark is due (infinite when there is none to give)."""
+        if not self._vouching:
+            return float("inf")
+        return self._vouched_at + self._settings.watermark_interval_seconds - time.monotonic()
+
+    async def _vouch(self) -> None:
+        """The last pass took every unsent row and the broker acknowledged them: vouch
+        that everything committed before that pass's read is published."""
+        assert self._producer is not None and self._offsets is not None
+        await vouch(self._settings, self._producer, self._offsets, self._vouching,
+                    self._read_at)
+        self._vouched_at = time.monotonic()
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
@@ -384,10 +410,36 @@ class Relay:
                 raise
             self._producer = producer
             self.connected = True
+        if self._watermarks and self._offsets is None:
+            await self._start_offsets()
+
+    async def _start_offsets(self) -> None:
+        """The client that reads end offsets for watermarks; only the watermark topics
+        that exist are vouched for (a missing one would stall every pass on metadata)."""
+        offsets = AIOKafkaConsumer(bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                                   group_id=None, enable_auto_commit=False,
+                                   client_id=f"escalator-{self._settings.service_name}")
+        try:
+            await offsets.start()
+            await offsets.topics()
+        except BaseException:
+            await offsets.stop()
+            raise
+        self._vouching = []
+        for topic in self._watermarks:
+            if offsets.partitions_for_topic(self._settings.topic(watermark_topic(topic))):
+                self._vouching.append(topic)
+            else:
+                log.warning("watermark topic for %s does not exist (run the topics job); "
+                            "its consumers keep the old read-horizon rule", topic)
+        self._offsets = offsets
 
     async def _reset_producer(self) -> None:
         producer, self._producer = self._producer, None
+        offsets, self._offsets = self._offsets, None
         self._partitions.clear()
-        if producer is not None:
-            with contextlib.suppress(Exception):
-                await producer.stop()
+        self._vouching = []
+        for client in (producer, offsets):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.stop()

@@ -65,6 +65,11 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = Field(default=500, ge=1)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_retention_hours: float = Field(default=24.0, gt=0)
+    #: How often the relay vouches for what it has published (``escalator.shared.
+    #: watermarks``): the read horizon of a topic trails the present by about this much,
+    #: which must stay within the sla-timer's breach grace (1 s) for breaches to fire on
+    #: time. Each one is a record of about 150 bytes per produced topic.
+    watermark_interval_seconds: float = Field(default=0.5, gt=0)
     inbox_retention_hours: float = Field(default=336.0, gt=0)
 
     api_key: SecretStr | None = None

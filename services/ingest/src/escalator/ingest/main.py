@@ -13,6 +13,7 @@ from escalator.ingest.handlers import handlers
 from escalator.ingest.metrics import count_open_tickets
 from escalator.ingest.settings import IngestSettings
 from escalator.shared.app import Runtime, ServiceSpec, serve
+from escalator.shared.events import TICKETS
 from escalator.shared.gauges import database_gauge
 from escalator.shared.settings import load_settings
 
@@ -47,6 +48,7 @@ SPEC = ServiceSpec(
     handlers=handlers,
     on_startup=load_on_startup,
     workers=[smtp_worker, database_gauge(count_open_tickets)],
+    produces=(TICKETS,),
 )
 
 

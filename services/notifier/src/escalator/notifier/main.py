@@ -13,6 +13,7 @@ from escalator.notifier.settings import NotifierSettings
 from escalator.notifier.templates import Links
 from escalator.shared.app import Runtime, ServiceSpec, serve
 from escalator.shared.config import load_section
+from escalator.shared.events import NOTIFICATIONS
 from escalator.shared.settings import load_settings
 
 
@@ -49,6 +50,7 @@ SPEC = ServiceSpec(
     on_startup=start,
     workers=[run_dispatcher],
     record_progress=True,
+    produces=(NOTIFICATIONS,),
 )
 
 

@@ -9,6 +9,7 @@ from escalator.postmortem.handlers import handlers
 from escalator.postmortem.metrics import count_pending_reviews
 from escalator.postmortem.settings import PostmortemSettings
 from escalator.shared.app import ServiceSpec, serve
+from escalator.shared.events import POSTMORTEMS
 from escalator.shared.gauges import database_gauge
 from escalator.shared.settings import load_settings
 
@@ -22,6 +23,7 @@ SPEC = ServiceSpec(
     handlers=handlers,
     on_startup=load_on_startup,
     workers=[database_gauge(count_pending_reviews)],
+    produces=(POSTMORTEMS,),
 )
 
 

@@ -9,6 +9,7 @@ from escalator.router.config import load_on_startup
 from escalator.router.handlers import handlers
 from escalator.router.settings import RouterSettings
 from escalator.shared.app import Runtime, ServiceSpec, serve
+from escalator.shared.events import ASSIGNMENTS
 from escalator.shared.settings import load_settings
 
 
@@ -38,6 +39,7 @@ SPEC = ServiceSpec(
     routers=[router, admin_router],
     handlers=handlers,
     on_startup=start,
+    produces=(ASSIGNMENTS,),
 )
 
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from escalator.shared.app import Runtime, ServiceSpec, serve
 from escalator.shared.config import load_section
+from escalator.shared.events import SLA
 from escalator.shared.settings import load_settings
 from escalator.sla_timer.api import router
 from escalator.sla_timer.handlers import TIMERS, handlers
@@ -44,6 +45,7 @@ SPEC = ServiceSpec(
     on_startup=start,
     workers=[timer_loop, timer_watch],
     record_progress=True,
+    produces=(SLA,),
 )
 
 
