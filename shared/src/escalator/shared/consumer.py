@@ -41,12 +41,11 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pydantic import ValidationError
 from sqlalchemy import insert
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from escalator.shared import metrics, progress
-from escalator.shared.db import inbox, unnested
+from escalator.shared.db import InsertNew, inbox
 from escalator.shared.events import (
     ALL_TOPICS,
     DLQ,
@@ -208,18 +207,8 @@ class _ForgetRevokedLag(ConsumerRebalanceListener):  # type: ignore[misc]
         return None
 
 
-_CLAIMED = ("event_id", "event_type", "topic")
-_CLAIM_ARRAYS = (
-    postgresql.insert(inbox)
-    .from_select([*_CLAIMED, "processed_at"], unnested(inbox, _CLAIMED, ["processed_at"]))
-    .on_conflict_do_nothing(index_elements=[inbox.c.event_id])
-    .returning(inbox.c.event_id)
-)
-_CLAIM_ROWS = (
-    sqlite.insert(inbox)
-    .on_conflict_do_nothing(index_elements=[inbox.c.event_id])
-    .returning(inbox.c.event_id)
-)
+#: Claims a batch's event ids in the inbox; ids in sorted order (``_claim_all``).
+_CLAIM = InsertNew(inbox, "event_id", ["event_id", "event_type", "topic"], ["processed_at"])
 
 
 class ConsumerRunner:
@@ -519,26 +508,14 @@ class ConsumerRunner:
 
         Ids go in sorted order, so two replicas claiming overlapping batches lock them
         in the same order and queue behind each other instead of deadlocking; the one
-        that waits sees the other's ids as conflicts and skips them. On PostgreSQL the
-        ids go in as arrays (``unnested``: one prepared statement for any batch, nothing
-        bound per row); on SQLite as a parameter list, which SQLAlchemy renders as one
-        multi-row insert ("insertmanyvalues", in the given order) from one compiled
-        statement, where building a fresh statement per batch cost about ten times as
-        much CPU as the insert.
+        that waits sees the other's ids as conflicts and skips them (``InsertNew``: one
+        statement for the batch on either database).
         """
-        if not events:
-            return set()
         now = utcnow()
         kinds = {event.id: (event.type, topic) for topic, event in events}
-        ids = sorted(kinds)
-        if session.get_bind().dialect.name == "postgresql":
-            types, topics = zip(*(kinds[i] for i in ids), strict=True)
-            return set((await session.scalars(_CLAIM_ARRAYS, {
-                "event_id": ids, "event_type": list(types), "topic": list(topics),
-                "processed_at": now})).all())
-        rows = [{"event_id": i, "event_type": kinds[i][0], "topic": kinds[i][1],
-                 "processed_at": now} for i in ids]
-        return set((await session.scalars(_CLAIM_ROWS, rows)).all())
+        return await _CLAIM(session, [
+            {"event_id": i, "event_type": kinds[i][0], "topic": kinds[i][1],
+             "processed_at": now} for i in sorted(kinds)])
 
     async def _apply(self, session: AsyncSession, record: ConsumerRecord) -> None:
         topic = self._logical(record.topic)

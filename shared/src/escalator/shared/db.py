@@ -265,6 +265,36 @@ def unnested(table: Table, arrays_of: Sequence[str], scalars: Sequence[str] = ()
     )
 
 
+class InsertNew:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING RETURNING key`` for many rows: which of
+    them went in, the others being there already (an inbox claiming a batch's event ids,
+    a timeline storing a batch's events). Built once, for both dialects: on PostgreSQL the
+    rows go in as one array per column (``unnested``: one prepared statement for any
+    batch, nothing bound per row), on SQLite as one multi-row VALUES from one compiled
+    statement ("insertmanyvalues", in the given order), where a statement built per batch
+    cost about ten times the insert. ``shared`` columns hold one value for every row (the
+    first row's is bound once)."""
+
+    def __init__(self, table: Table, key: str, columns: Sequence[str],
+                 shared: Sequence[str] = ()) -> None:
+        self._columns, self._shared = list(columns), list(shared)
+        self._arrays = (postgresql.insert(table)
+                        .from_select([*columns, *shared], unnested(table, columns, shared))
+                        .on_conflict_do_nothing(index_elements=[key])
+                        .returning(table.c[key]))
+        self._rows = (sqlite.insert(table).on_conflict_do_nothing(index_elements=[key])
+                      .returning(table.c[key]))
+
+    async def __call__(self, session: AsyncSession, rows: list[dict[str, Any]]) -> set[Any]:
+        if not rows:
+            return set()
+        if session.get_bind().dialect.name == "postgresql":
+            params = {name: [row[name] for row in rows] for name in self._columns}
+            params.update((name, rows[0][name]) for name in self._shared)
+            return set((await session.scalars(self._arrays, params)).all())
+        return set((await session.scalars(self._rows, rows)).all())
+
+
 def among(column: Any, name: str, session: AsyncSession | AsyncConnection | str) -> Any:
     """``column IN (the list bound as name)``, for lists of any length (a batch of a
     thousand ids). On PostgreSQL one array parameter, so the statement's text (and its

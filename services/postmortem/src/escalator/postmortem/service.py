@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, select, union
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +29,7 @@ from escalator.postmortem.schemas import (
     TimelineEntry,
 )
 from escalator.postmortem.timeline import Entry, measure, summarize
-from escalator.shared.db import among, on_commit, unnested
+from escalator.shared.db import InsertNew, among, on_commit
 from escalator.shared.events import POSTMORTEMS, CloudEvent, PostmortemCreated, TicketClosed, utcnow
 from escalator.shared.outbox import emit
 from escalator.shared.pagination import newest_first
@@ -59,11 +58,7 @@ async def record_events(session: AsyncSession,
         "time": event.time.astimezone(UTC), "topic": event.topic,
         "data": event.data.model_dump_json(), "received_at": now,
     } for event in kept]
-    if session.get_bind().dialect.name == "postgresql":
-        columns = {name: [row[name] for row in rows] for name in _TIMELINE}
-        stored = set((await session.scalars(_INSERT_ARRAYS, columns)).all())
-    else:
-        stored = set((await session.scalars(_INSERT_ROWS, rows)).all())
+    stored = await _INSERT(session, rows)
     fresh = [event for event in kept if event.id in stored]
     on_commit(session, _count(Counter(event.type for event in fresh)))
     return fresh
@@ -78,13 +73,7 @@ def _count(types: Counter[str]) -> Any:
 
 
 _timeline = cast(Table, TimelineEvent.__table__)  # Core: rows, and which went in
-_TIMELINE = [column.name for column in _timeline.columns]
-_INSERT_ARRAYS = (postgresql.insert(_timeline).from_select(_TIMELINE,
-                                                            unnested(_timeline, _TIMELINE))
-                  .on_conflict_do_nothing(index_elements=["event_id"])
-                  .returning(_timeline.c.event_id))
-_INSERT_ROWS = (sqlite.insert(_timeline).on_conflict_do_nothing(index_elements=["event_id"])
-                .returning(_timeline.c.event_id))
+_INSERT = InsertNew(_timeline, "event_id", [column.name for column in _timeline.columns])
 
 
 async def reconsider_all(session: AsyncSession, events: list[CloudEvent[Any]]) -> None:
