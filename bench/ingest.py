@@ -24,6 +24,7 @@ import httpx
 from fastapi import FastAPI
 
 from bench.common import PG_URL, ROOT, RawHttpClient, Report, open_loop, percentile
+from scripts.devstack import free_port
 
 SECTION = "ingest"
 API_KEY = "bench-admin-key"
@@ -130,12 +131,6 @@ async def batch_rate(url: str, seconds: float, run: str) -> float:
         return sent / (time.perf_counter() - began)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _wait_http(url: str, timeout: float = 60) -> None:
@@ -168,9 +163,9 @@ async def run(report: Report) -> None:
     run_id = uuid.uuid4().hex[:8]
     schema = f"bench_ingest_{run_id}"
     log_dir = ROOT / "bench-results"
-    broker = Broker(_free_port(), log_dir / "ingest-broker.log")
+    broker = Broker(free_port(), log_dir / "ingest-broker.log")
     broker.start()
-    port, noop_port = _free_port(), _free_port()
+    port, noop_port = free_port(), free_port()
     stack = Stack(base_env={
         "ESCALATOR_ENV": "test", "ESCALATOR_DATABASE_URL": PG_URL, "ESCALATOR_DB_SCHEMA": schema,
         "ESCALATOR_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,

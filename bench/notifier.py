@@ -35,6 +35,7 @@ from escalator.notifier.settings import NotifierSettings
 from escalator.shared.db import make_engine, make_sessionmaker
 from escalator.shared.events import CloudEvent, Holder, TicketAssigned
 from escalator.shared.migrations import upgrade
+from scripts.devstack import free_port
 
 SECTION = "notifier"
 COUNT = int(os.environ.get("ESCALATOR_BENCH_NOTIFIER_COUNT", "5000"))
@@ -69,12 +70,6 @@ def _sink(port: int) -> None:
                 http="httptools", loop="uvloop", lifespan="off", backlog=2048)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _event(index: int) -> CloudEvent[TicketAssigned]:
@@ -103,7 +98,7 @@ async def _ceiling(url: str, count: int, concurrency: int) -> float:
 
 
 async def run(report: Report) -> None:
-    port = _free_port()
+    port = free_port()
     # Its own process, so the sink does not share the dispatcher's event loop and core.
     sink = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.notifier",
                                                 str(port), cwd=ROOT)

@@ -46,8 +46,8 @@ from bench.ingest import closed_loop, noop_app  # noqa: F401 - noop_app runs in 
 from bench.ingest import event as noop_event
 from escalator.shared.bus import ensure_topics
 from escalator.shared.settings import ServiceSettings
-from scripts.chaos import Sink, free_port
-from scripts.devstack import SERVICES, Broker, ServiceProcess, Stack
+from scripts.chaos import Sink
+from scripts.devstack import SERVICES, Broker, ServiceProcess, Stack, free_port
 
 SECTION = "pipeline"
 API_KEY = "bench-admin-key"

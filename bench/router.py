@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
-import socket
 import sys
 import time
 import uuid
@@ -48,6 +47,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench.common import PG_URL, ROOT, Report
+from scripts.devstack import free_port
 
 SECTION = "router"
 TICKETS = int(os.environ.get("ROUTER_BENCH_TICKETS", 5_000))
@@ -78,10 +78,6 @@ def _write_roster(path: Path) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class _Timed:
@@ -194,7 +190,7 @@ async def run(report: Report) -> None:
     from scripts.devstack import Broker
 
     log_dir = ROOT / "bench-results"
-    broker = Broker(_free_port(), log_dir / "router-broker.log")
+    broker = Broker(free_port(), log_dir / "router-broker.log")
     broker.start()
     tag = uuid.uuid4().hex[:8]
     config = _write_roster(log_dir / f"router-bench-{tag}.yaml")
@@ -202,7 +198,7 @@ async def run(report: Report) -> None:
         env="test", database_url=PG_URL, db_schema=f"bench_router_{tag}",
         kafka_bootstrap_servers=broker.bootstrap, topic_prefix=f"bench{tag}.",
         consumer_group=f"bench{tag}.router", config_file=config, log_level="WARNING",
-        port=_free_port(), api_key="bench-router-key-0123456789")
+        port=free_port(), api_key="bench-router-key-0123456789")
     app = create_app(SPEC, settings, owns_process=True)  # this process is the router's
     probe = create_async_engine(PG_URL, connect_args={
         "server_settings": {"search_path": settings.db_schema}})

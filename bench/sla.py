@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 import threading
 import time
@@ -47,6 +46,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.common import PG_URL, ROOT, Report, percentile
+from scripts.devstack import free_port
 
 SECTION = "sla"
 PENDING = int(os.environ.get("SLA_BENCH_PENDING", 1_000_000))
@@ -133,11 +133,6 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Sampler:
@@ -167,9 +162,9 @@ async def run(report: Report) -> None:
 
     run_id = uuid.uuid4().hex[:8]
     schema = f"bench_sla_{run_id}"
-    broker = Broker(_free_port(), ROOT / "bench-results" / "sla-broker.log")
+    broker = Broker(free_port(), ROOT / "bench-results" / "sla-broker.log")
     broker.start()
-    port = _free_port()
+    port = free_port()
     stack = Stack(base_env={
         "ESCALATOR_ENV": "test", "ESCALATOR_DATABASE_URL": PG_URL, "ESCALATOR_DB_SCHEMA": schema,
         "ESCALATOR_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,

@@ -55,7 +55,7 @@ from fastapi import FastAPI, Request
 from escalator.shared.bus import ensure_topics
 from escalator.shared.events import ALL_TOPICS, DLQ
 from escalator.shared.settings import DEV_API_KEY, ServiceSettings
-from scripts.devstack import ROOT, SERVICES, Broker, ServiceProcess, Stack
+from scripts.devstack import ROOT, SERVICES, Broker, ServiceProcess, Stack, free_port
 
 PG_URL = os.environ.get("ESCALATOR_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 SHORT_SLA_SECONDS = 20
@@ -119,14 +119,6 @@ class Sink:
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                                     log_config=None, lifespan="off"))
         self.server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(path: Path) -> Path:

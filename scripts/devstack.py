@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,6 +26,41 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {"ingest": 8001, "router": 8002, "sla-timer": 8003, "notifier": 8004,
             "postmortem": 8005}
+
+
+#: Ports ``free_port`` has handed out in this process, never handed out twice.
+_GIVEN: set[int] = set()
+
+
+def free_port() -> int:
+    """A free port to listen on, below the kernel's ephemeral range.
+
+    Asking the OS (bind to port 0) hands out a port from that range, where every outgoing
+    connection also takes one: between choosing the port and the server binding it, a
+    client's connection could take it (a test run failed once with "address already in
+    use" that way). Below the range only listeners compete, and each pytest-xdist worker
+    draws from its own slice, so two workers never choose the same port.
+    """
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    low, high = 10_000, max(ephemeral, 10_000 + 2_000)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    slices = 8
+    span = (high - low) // slices
+    first = low + (int(worker) % slices if worker.isdigit() else 0) * span
+    for port in random.sample(range(first, first + span), min(span, 200)):
+        if port in _GIVEN:
+            continue  # chosen before, perhaps not bound yet
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+    raise RuntimeError(f"no free port in {first}-{first + span - 1}")
 
 
 def port_is_open(port: int, host: str = "127.0.0.1") -> bool:

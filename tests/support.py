@@ -27,18 +27,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from escalator.shared.app import ServiceSpec, create_app
 from escalator.shared.bus import ensure_topics
 from escalator.shared.settings import ServiceSettings
+from scripts.devstack import free_port
 
 API_KEY = "test-admin-key"
 PG_URL = os.environ.get("ESCALATOR_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 S = TypeVar("S", bound=ServiceSettings)
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Broker:
