@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from escalator.shared import progress
 from escalator.shared.db import make_engine, make_sessionmaker
 from escalator.shared.events import TICKETS, utcnow
-from escalator.shared.outbox import emit
+from escalator.shared.outbox import Relay, emit
 from escalator.shared.watermarks import WatermarkReader, decode, encode
 from tests.shared.factories import ticket_created
 from tests.shared.probe.app import SPEC, ProbeSettings, effect_count
-from tests.support import Env, RunningService, running, wait_until
+from tests.support import Env, RunningService, read_topic, running, wait_until
 
 PRODUCER = dataclasses.replace(SPEC, name="producer", handlers=None, produces=(TICKETS,))
 CONSUMER = dataclasses.replace(SPEC, record_progress=True)
@@ -85,6 +88,42 @@ async def _stays_before(consumer: RunningService, moment: datetime) -> None:
         read = await _horizon(consumer)
         assert read is None or read < moment, f"horizon {read} passed the held {moment}"
         await asyncio.sleep(0.1)
+
+
+async def test_a_relay_without_its_watermark_topic_still_publishes(env: Env) -> None:
+    """Topics made before watermarks existed (an old topics job): the relay says so once
+    and publishes as before; it must not wait on the missing topic's metadata."""
+    settings = env.settings(ProducerSettings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=env.broker.bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(settings.topic(TICKETS), 3, 1)])
+    finally:
+        await admin.close()
+    producer = RunningService(PRODUCER, settings)
+    await producer.start()
+    try:
+        async with producer.runtime.sessionmaker() as session, session.begin():
+            event = emit(session, ticket_created("wm-3"), source="/test")
+        records = await read_topic(env.broker.bootstrap, settings.topic(TICKETS), count=1)
+        assert [json.loads(r.value)["id"] for r in records] == [event.id]
+        assert producer.runtime.relay._vouching == []
+    finally:
+        await producer.stop()
+
+
+def test_an_idle_relay_vouches_ten_times_less_often() -> None:
+    """Each record stays for good on the memory-only broker: vouch every interval while
+    events flow, and a tenth as often once nothing has been published for 60 of them."""
+    relay = Relay(ProbeSettings(watermark_interval_seconds=0.5), None,  # type: ignore[arg-type]
+                  watermarks=[TICKETS])
+    assert relay._vouch_due() == float("inf")  # nothing to vouch for until connected
+    relay._vouching = [TICKETS]
+    now = time.monotonic()
+    relay._published_at, relay._vouched_at = now - 1, now
+    assert 0.4 < relay._vouch_due() <= 0.5
+    relay._published_at = now - 31  # idle: 60 intervals of 0.5 s without publishing
+    assert 4.9 < relay._vouch_due() <= 5.0
 
 
 @dataclasses.dataclass

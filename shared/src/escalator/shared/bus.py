@@ -19,6 +19,12 @@ from escalator.shared.watermarks import watermark_topic
 
 log = logging.getLogger(__name__)
 
+#: Only a watermark topic's last record matters. Kafka deletes closed segments after a
+#: day and rolls one an hour; the active segment, holding the last record, stays however
+#: long the producer is silent, so a consumer starting then still finds it. (The
+#: memory-only Tansu of ``make run`` keeps everything: ``Relay._vouch_due``.)
+WATERMARK_TOPIC_CONFIG = {"retention.ms": str(24 * 3600 * 1000), "segment.ms": str(3600 * 1000)}
+
 
 def make_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
@@ -54,7 +60,8 @@ async def ensure_topics(settings: ServiceSettings, *, attempts: int = 30) -> lis
     """
     wanted = {settings.topic(name): settings.topic_partitions for name in ALL_TOPICS}
     # One partition each: a producer's watermarks must stay in order.
-    wanted |= {settings.topic(watermark_topic(name)): 1 for name in ALL_TOPICS if name != DLQ}
+    marks = {settings.topic(watermark_topic(name)) for name in ALL_TOPICS if name != DLQ}
+    wanted |= dict.fromkeys(marks, 1)
     for attempt in range(1, attempts + 1):
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
         try:
@@ -62,9 +69,10 @@ async def ensure_topics(settings: ServiceSettings, *, attempts: int = 30) -> lis
             existing = set(await admin.list_topics())
             missing = [name for name in wanted if name not in existing]
             if missing:
-                await admin.create_topics(
-                    [NewTopic(name, wanted[name], 1) for name in missing]
-                )
+                await admin.create_topics([
+                    NewTopic(name, wanted[name], 1,
+                             topic_configs=WATERMARK_TOPIC_CONFIG if name in marks else None)
+                    for name in missing])
                 log.info("created topics", extra={"topics": missing})
             return missing
         except (KafkaError, OSError) as exc:

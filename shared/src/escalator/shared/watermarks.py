@@ -16,10 +16,11 @@ then writes to ``<topic>.watermarks`` (one partition per data topic) that moment
 end offset of each of the topic's partitions, read after its sends were acknowledged.
 A consumer whose position on a partition has reached the offset vouched for it has
 applied everything the producer made there before the moment. The relay does this every
-``watermark_interval_seconds`` while it leads, idle or busy, so an idle system's horizon
-trails the present by about that interval, which the sla-timer's breach grace (1 s)
-covers. A producer that stops (crash, broker outage) stops vouching, and the horizon of
-its topic waits for it instead of assuming it had nothing to say.
+``watermark_interval_seconds`` while it leads (ten times less often once it has been
+idle a while: ``Relay._vouch_due``), so the horizon trails the present by about that
+interval, which the sla-timer's breach grace (1 s) covers. A producer that stops
+(crash, broker outage) stops vouching, and the horizon of its topic waits for it
+instead of assuming it had nothing to say.
 
 A topic whose watermark topic has never held a record (events written by something that
 does not vouch: a test, a tool) keeps the old rule, so nothing waits for a producer that
