@@ -24,7 +24,7 @@ import httpx
 from fastapi import FastAPI
 
 from bench.common import PG_URL, ROOT, RawHttpClient, Report, open_loop, percentile
-from scripts.devstack import free_port
+from scripts.devstack import Broker, Stack, free_port
 
 SECTION = "ingest"
 API_KEY = "bench-admin-key"
@@ -131,8 +131,6 @@ async def batch_rate(url: str, seconds: float, run: str) -> float:
         return sent / (time.perf_counter() - began)
 
 
-
-
 async def _wait_http(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(timeout=1) as client:
@@ -158,7 +156,6 @@ async def _drop_schema(schema: str) -> None:
 
 
 async def run(report: Report) -> None:
-    from scripts.devstack import Broker, Stack
 
     run_id = uuid.uuid4().hex[:8]
     schema = f"bench_ingest_{run_id}"

@@ -70,8 +70,6 @@ def _sink(port: int) -> None:
                 http="httptools", loop="uvloop", lifespan="off", backlog=2048)
 
 
-
-
 def _event(index: int) -> CloudEvent[TicketAssigned]:
     holder = Holder(agent_id="a", name="Agent", email="a@x.example", team="l1")
     return CloudEvent.wrap(TicketAssigned(

@@ -47,7 +47,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench.common import PG_URL, ROOT, Report
-from scripts.devstack import free_port
+from scripts.devstack import Broker, free_port
 
 SECTION = "router"
 TICKETS = int(os.environ.get("ROUTER_BENCH_TICKETS", 5_000))
@@ -76,8 +76,6 @@ def roster() -> dict[str, Any]:
 def _write_roster(path: Path) -> Path:
     path.write_text(yaml.safe_dump({"router": roster()}))
     return path
-
-
 
 
 class _Timed:
@@ -187,7 +185,6 @@ async def run(report: Report) -> None:
     from escalator.router.settings import RouterSettings
     from escalator.shared.app import create_app
     from escalator.shared.bus import ensure_topics
-    from scripts.devstack import Broker
 
     log_dir = ROOT / "bench-results"
     broker = Broker(free_port(), log_dir / "router-broker.log")

@@ -46,7 +46,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.common import PG_URL, ROOT, Report, percentile
-from scripts.devstack import free_port
+from scripts.devstack import Broker, Stack, free_port
 
 SECTION = "sla"
 PENDING = int(os.environ.get("SLA_BENCH_PENDING", 1_000_000))
@@ -133,8 +133,6 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-
-
 class Sampler:
     """The service's peak resident memory, sampled in the background across every phase."""
 
@@ -158,7 +156,6 @@ class Sampler:
 
 
 async def run(report: Report) -> None:
-    from scripts.devstack import Broker, Stack
 
     run_id = uuid.uuid4().hex[:8]
     schema = f"bench_sla_{run_id}"

@@ -8,6 +8,7 @@ benchmark, so all three start Escalator exactly the way a process manager would:
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import signal
@@ -41,16 +42,8 @@ def free_port() -> int:
     use" that way). Below the range only listeners compete, and each pytest-xdist worker
     draws from its own slice, so two workers never choose the same port.
     """
-    try:
-        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        ephemeral = 32768
-    low, high = 10_000, max(ephemeral, 10_000 + 2_000)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    slices = 8
-    span = (high - low) // slices
-    first = low + (int(worker) % slices if worker.isdigit() else 0) * span
-    for port in random.sample(range(first, first + span), min(span, 200)):
+    ports = _port_slice()
+    for port in random.sample(ports, min(len(ports), 200)):
         if port in _GIVEN:
             continue  # chosen before, perhaps not bound yet
         with socket.socket() as sock:
@@ -60,7 +53,21 @@ def free_port() -> int:
                 continue
         _GIVEN.add(port)
         return port
-    raise RuntimeError(f"no free port in {first}-{first + span - 1}")
+    raise RuntimeError(f"no free port in {ports[0]}-{ports[-1]}")
+
+
+@functools.cache
+def _port_slice(low: int = 10_000, slices: int = 8) -> range:
+    """This process's ports for ``free_port``: its xdist worker's eighth of the ports
+    between ``low`` and the ephemeral range."""
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    span = (max(ephemeral, low + 2_000) - low) // slices
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = low + (int(worker) % slices if worker.isdigit() else 0) * span
+    return range(first, first + span)
 
 
 def port_is_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -93,10 +93,9 @@ class WatermarkReader:
     def __init__(self, settings: ServiceSettings, topics: list[str], *,
                  fetch_wait_ms: int) -> None:
         self._settings = settings
-        #: Physical data topic -> its logical name and watermark partition.
-        self._sources = {settings.topic(t): TopicPartition(settings.topic(watermark_topic(t)), 0)
-                         for t in topics}
-        self._topic_of = {tp: name for name, tp in self._sources.items()}
+        #: Each watermark partition -> the physical data topic it vouches for.
+        self._topic_of = {TopicPartition(settings.topic(watermark_topic(t)), 0): settings.topic(t)
+                          for t in topics}
         self._marks: dict[str, deque[tuple[datetime, list[int]]]] = {}
         self._floor: dict[tuple[str, int], datetime] = {}
         self._fetch_wait_ms = fetch_wait_ms
@@ -112,9 +111,8 @@ class WatermarkReader:
         await consumer.start()
         try:
             await consumer.topics()
-            present = [tp for tp in self._sources.values()
-                       if consumer.partitions_for_topic(tp.topic)]
-            for tp in self._sources.values():
+            present = [tp for tp in self._topic_of if consumer.partitions_for_topic(tp.topic)]
+            for tp in self._topic_of:
                 if tp not in present:
                     log.warning("watermark topic %s does not exist; %s keeps the old "
                                 "read-horizon rule", tp.topic, self._topic_of[tp])
