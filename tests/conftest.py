@@ -7,12 +7,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.support import PG_URL, Broker, Env, drop_schemas, new_prefix
+from scripts.devstack import Broker, free_port
+from tests.support import PG_URL, Env, drop_schemas, new_prefix
 
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    broker = Broker(tmp_path_factory.mktemp("broker"))
+    broker = Broker(free_port(), tmp_path_factory.mktemp("broker") / "tansu.log")
     broker.start()
     yield broker
     broker.stop()

