@@ -9,9 +9,10 @@ Results also go to ``bench-results/results.json`` with the machine they came fro
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import sys
+
+import uvloop
 
 from bench.common import Report, machine
 
@@ -36,7 +37,7 @@ def main() -> None:
             print(f"  {name:<10} (no benchmark yet)")
             continue
         print(f"\n== {name}", flush=True)
-        asyncio.run(module.run(report))
+        uvloop.run(module.run(report))
     missed = [r for r in report.rows if r.ok is False]
     print(f"\nresults written to {report.write()}; {len(missed)} target(s) missed")
 
