@@ -3,9 +3,12 @@ model sees them, on every endpoint that takes a body, and the service keeps serv
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.security.test_access import concrete, specs
 from tests.support import Broker, Env, new_prefix, running
@@ -62,3 +65,26 @@ def test_depth_counts_structure_not_strings() -> None:
     quoted = b'{"text": "' + b"[" * 100 + b'\\" ] {"}'
     assert json_depth(quoted) == 1  # brackets and escaped quotes inside a string
     assert json_depth(b"[" * 40 + b"]" * 40) == 40
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab\n\u00e9'),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.text(alphabet='[]{}"\\ab'), inner, max_size=4),
+    max_leaves=30)
+
+
+@given(_JSON, st.booleans())
+def test_depth_matches_the_parsed_structure(value: object, ascii_only: bool) -> None:
+    """Strings full of brackets, quotes and backslashes never count, however escaped."""
+    from escalator.shared.bodies import json_depth
+
+    assert json_depth(json.dumps(value, ensure_ascii=ascii_only).encode()) == _depth(value)
