@@ -155,3 +155,24 @@ async def test_link_filters_and_idempotent_comments(env: Env) -> None:
         linked_events = [e for e in events if e["type"] == "ticket.linked"]
         assert len(linked_events) == 1 and linked_events[0]["data"]["parent_id"] == parent
         assert json.loads(json.dumps(events))  # all plain JSON
+
+
+async def test_a_run_of_assignments_projects_as_applied_in_order(env: Env) -> None:
+    """The consumer projects a poll's ``ticket.assigned`` together: per ticket, the last
+    holder stays, and a new ticket is assigned if any of them named one."""
+    from escalator.ingest import lifecycle
+
+    async with running(SPEC, ingest_settings(env)) as svc:
+        c = svc.client
+        new, passed, acked = [(await c.post("/v1/channels/api/events", json=api_event(
+            external_id=f"run-{n}"))).json()["ticket_id"] for n in range(3)]
+        await c.post(f"/v1/tickets/{acked}/acknowledge")
+        before = (await c.get(f"/v1/tickets/{new}")).json()["updated_at"]
+        async with svc.runtime.sessionmaker() as session, session.begin():
+            await lifecycle.assigned(session, [
+                (new, "alice"), (passed, "alice"), (new, "bob"), (acked, "carol"),
+                (passed, None), (new, None), (new, "dave")])
+        tickets = {t: (await c.get(f"/v1/tickets/{t}")).json() for t in (new, passed, acked)}
+    assert [(tickets[t]["state"], tickets[t]["assignee_id"]) for t in (new, passed, acked)] \
+        == [("assigned", "dave"), ("assigned", None), ("acknowledged", "carol")]
+    assert tickets[new]["updated_at"] >= before

@@ -12,8 +12,9 @@ from escalator.shared.events import CloudEvent, TicketAssigned
 handlers = Handlers()
 
 
-@handlers.on(TicketAssigned)
-async def on_assigned(event: CloudEvent[TicketAssigned], *, session: AsyncSession) -> None:
-    holder = event.data.assignee
-    await lifecycle.assigned(session, event.data.ticket_id,
-                             holder.agent_id if holder is not None else None)
+@handlers.on_batch(TicketAssigned)
+async def on_assigned(events: list[CloudEvent[TicketAssigned]], *,
+                      session: AsyncSession) -> None:
+    await lifecycle.assigned(session, [
+        (event.data.ticket_id, event.data.assignee.agent_id if event.data.assignee else None)
+        for event in events])

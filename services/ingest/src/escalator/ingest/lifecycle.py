@@ -16,14 +16,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import select
+from sqlalchemy import Boolean, Table, and_, bindparam, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalator.ingest import metrics
 from escalator.ingest.models import Ticket, TicketComment
-from escalator.shared.db import on_commit
+from escalator.shared.db import UTCDateTime, on_commit
 from escalator.shared.events import (
     Comment,
     Customer,
@@ -250,18 +250,36 @@ async def link(session: AsyncSession, ticket_id: str, parent_id: str) -> Ticket:
     return ticket
 
 
-async def assigned(session: AsyncSession, ticket_id: str, assignee_id: str | None) -> None:
-    """Project the router's ``ticket.assigned``: who holds it, and new -> assigned.
+async def assigned(session: AsyncSession, holders: list[tuple[str, str | None]]) -> None:
+    """Project a run of the router's ``ticket.assigned`` (ticket, holder or None, in
+    order): who holds each ticket, and new -> assigned.
 
-    Emits nothing: the router already announced the assignment.
+    One UPDATE per ticket, sent as one executemany, not an ORM read and flush per event
+    (two round trips and the unit of work, for a projection nothing else in the
+    consumer's transaction reads). Emits nothing: the router already announced it.
     """
-    ticket = await session.get(Ticket, ticket_id)
-    if ticket is None:
-        return
-    ticket.assignee_id = assignee_id
-    if ticket.state == "new" and assignee_id is not None:
-        ticket.state = "assigned"
-    ticket.updated_at = max(ticket.updated_at, utcnow())
+    last: dict[str, tuple[str | None, bool]] = {}
+    for ticket_id, holder in holders:
+        held = last.get(ticket_id, (None, False))[1] or holder is not None
+        last[ticket_id] = (holder, held)
+    now = utcnow()
+    await session.execute(_ASSIGN, [
+        {"ticket": ticket_id, "holder": holder, "held": held, "now": now}
+        for ticket_id, (holder, held) in last.items()])
+
+
+_tickets = cast(Table, Ticket.__table__)
+#: ``held``: some event of the run named a holder, which moves a new ticket to assigned.
+_ASSIGN = (
+    update(_tickets).where(_tickets.c.id == bindparam("ticket"))
+    .values(
+        assignee_id=bindparam("holder"),
+        state=case((and_(_tickets.c.state == "new", bindparam("held", type_=Boolean())),
+                    "assigned"), else_=_tickets.c.state),
+        updated_at=case((_tickets.c.updated_at > bindparam("now", type_=UTCDateTime()),
+                         _tickets.c.updated_at), else_=bindparam("now", type_=UTCDateTime())),
+    )
+)
 
 
 async def comments(session: AsyncSession, ticket_id: str, *,
