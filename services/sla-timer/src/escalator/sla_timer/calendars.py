@@ -105,6 +105,9 @@ def build(spec: CalendarSpec) -> Calendar:
 _cache: dict[str, tuple[Any, Calendar]] = {}
 
 
+_HELD = "escalator.sla_timer.calendars"
+
+
 async def calendar_of(session: AsyncSession, calendar_id: str | None) -> Calendar:
     """The calendar named ``calendar_id``; 24×7 for None or one deleted since."""
     if calendar_id is None:
@@ -112,6 +115,9 @@ async def calendar_of(session: AsyncSession, calendar_id: str | None) -> Calenda
     row = await session.get(SlaCalendar, calendar_id)
     if row is None:
         return ALWAYS
+    # Held for the session's life: its identity map keeps only rows referenced elsewhere,
+    # and a lookup that misses it flushes the session's changes before its query.
+    session.info.setdefault(_HELD, {})[calendar_id] = row
     cached = _cache.get(calendar_id)
     if cached is not None and cached[0] == row.updated_at:
         return cached[1]
