@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from escalator.router.main import SPEC
+from escalator.router.models import PendingMove
 from escalator.router.settings import RouterSettings
 from escalator.shared.events import Severity
 from tests.router.factories import (
@@ -134,12 +137,38 @@ async def test_breach_escalates_and_reassigns_then_stays_at_top(env: Env, tmp_pa
         assert stay["reason"].endswith("already at the top of path std: stays with Dee; "
                                        "executives informed"), stay["reason"]
 
-        # A breach for a ticket the router never routed changes nothing and is no error.
+        # A breach for a ticket the router has not routed is kept, and is no error:
+        # nothing is emitted until the ticket arrives (the next test).
         ghost = await send(env, breached("ghost"))
         await wait_until(lambda: processed(svc, json.loads(ghost)["id"]),
                          message="ghost breach processed")
         assert (await svc.client.get("/v1/assignments/ghost")).status_code == 404
         assert await outbox_types(svc, "ghost") == []
+
+
+async def test_a_breach_read_before_its_ticket_moves_it_once_it_is_routed(
+    env: Env, tmp_path: Path
+) -> None:
+    """Nothing orders the sla and tickets topics: a router catching up can read the
+    breach first. The move is kept and applied, once, when the ticket has been routed."""
+    settings = env.settings(RouterSettings, config_file=write_config(tmp_path, TWO_LEVELS))
+    async with running(SPEC, settings) as svc:
+        early = await send(env, breached("early"))
+        await wait_until(lambda: processed(svc, json.loads(early)["id"]),
+                         message="early breach processed")
+        assert (await svc.client.get("/v1/assignments/early")).status_code == 404
+        await send(env, created("early"))
+        moved = await assignment_when(svc, "early", history=3)
+        assert [(h["action"], h["level"], h["agent_id"], h["trigger"])
+                for h in moved["history"]] == [
+            ("assigned", 0, "a1", "ticket_created"),
+            ("escalated", 1, "b1", "sla_breach"),
+            ("assigned", 1, "b1", "sla_breach"),
+        ]
+        async with svc.runtime.sessionmaker() as session:
+            assert await session.scalar(select(func.count()).select_from(PendingMove)) == 0
+        assert await outbox_types(svc, "early") == ["ticket.assigned", "ticket.escalated",
+                                                    "ticket.assigned"]
 
 
 async def test_a_roster_change_on_one_replica_steers_the_next_decision_on_another(

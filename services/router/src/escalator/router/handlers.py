@@ -46,7 +46,7 @@ async def on_breached(event: CloudEvent[SlaBreached], *, session: AsyncSession) 
            f"{breach.lateness_seconds:.0f}s late)")
     if trigger == "ack_timeout":
         why = f"not acknowledged within {breach.target_seconds:.0f}s"
-    await service.escalate(session, breach.ticket_id, Move(trigger, why))
+    await service.escalate(session, breach.ticket_id, Move(trigger, why), keep=True)
 
 
 @handlers.on(TicketEscalationRequested)
@@ -59,14 +59,14 @@ async def on_escalation_requested(
     why = f"{asked.requested_by} asked for {asked.kind} escalation: {asked.reason}"
     if asked.kind == "hierarchical":
         await service.escalate(session, asked.ticket_id,
-                               Move("escalation_requested", why, service.HIERARCHICAL))
+                               Move("escalation_requested", why, service.HIERARCHICAL), keep=True)
         return
     sponsor = asked.customer.executive_sponsor
     if sponsor is not None:
         why += f"; executive sponsor {sponsor.name} <{sponsor.email}> brought in"
     await service.escalate(session, asked.ticket_id,
                            Move("executive", why, service.HIERARCHICAL), executive=True,
-                           sponsor_email=sponsor.email.lower() if sponsor else None)
+                           sponsor_email=sponsor.email.lower() if sponsor else None, keep=True)
 
 
 @handlers.on(TicketResolved, TicketClosed)

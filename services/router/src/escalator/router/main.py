@@ -6,6 +6,7 @@ from pathlib import Path
 from escalator.router.admin import router as admin_router
 from escalator.router.api import router
 from escalator.router.config import load_on_startup
+from escalator.router.deferred import sweep_forever
 from escalator.router.handlers import handlers
 from escalator.router.settings import RouterSettings
 from escalator.shared.app import Runtime, ServiceSpec, serve
@@ -39,6 +40,7 @@ SPEC = ServiceSpec(
     routers=[router, admin_router],
     handlers=handlers,
     on_startup=start,
+    workers=[sweep_forever],
     produces=(ASSIGNMENTS,),
 )
 

@@ -146,3 +146,23 @@ class AssignmentHistory(Base):
     #: ``{picked, reasons: [text...], agents: [[id, name, open_tickets, reason index]...]}``
     #: (``roster.expand`` turns it back into candidates).
     candidates: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class PendingMove(Base):
+    """A move triggered before its ticket was routed, kept until it is (``deferred``).
+
+    Breaches and escalation requests travel on other topics than the ticket's creation,
+    so nothing orders them: a router catching up on a backlog can read a ticket's breach
+    before the ticket."""
+
+    __tablename__ = "pending_moves"
+    __table_args__ = (Index("ix_pending_moves_ticket_id", "ticket_id"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(String(36))
+    trigger: Mapped[str] = mapped_column(String(30))
+    reason: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(String(20))
+    executive: Mapped[bool] = mapped_column(default=False)
+    sponsor_email: Mapped[str | None] = mapped_column(String(320))
+    received_at: Mapped[datetime]

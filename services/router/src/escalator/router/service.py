@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalator.router.catalog import Catalog, PathInfo, catalog, current, reload
-from escalator.router.models import Agent, Assignment, AssignmentHistory
+from escalator.router.models import Agent, Assignment, AssignmentHistory, PendingMove
 from escalator.router.roster import Ask, Pick, holder
 from escalator.router.slots import Stale, note_load, pick
 from escalator.router.writes import Held, Writes
@@ -112,13 +112,21 @@ async def _with_roster(session: AsyncSession, decide: Callable[[Catalog], Awaita
 
 async def escalate(session: AsyncSession, ticket_id: str, move: Move, *,
                    to_level: int | None = None, executive: bool = False,
-                   sponsor_email: str | None = None) -> bool:
+                   sponsor_email: str | None = None, keep: bool = False) -> bool:
     """Move the ticket to ``to_level`` (default: one up; the executive level when
     ``executive``) and reassign; False if it has no open assignment.
 
     At the top, the path's repeat policy re-assigns within the level (to someone else)
-    a few times; then the ticket stays with its holder and the executives are told."""
+    a few times; then the ticket stays with its holder and the executives are told.
+    ``keep``: a ticket not routed yet gets the move once it is (``deferred``)."""
     assignment = await get_assignment(session, ticket_id, lock=True)
+    if assignment is None and keep:
+        log.info("%s for a ticket not routed yet; applied once it is", move.trigger)
+        session.add(PendingMove(
+            ticket_id=ticket_id, trigger=move.trigger, reason=move.reason,
+            kind=move.kind.value if move.kind else None, executive=executive,
+            sponsor_email=sponsor_email, received_at=utcnow()))
+        return False
     if assignment is None or assignment.status != OPEN:
         log.warning("%s for a ticket with no open assignment; nothing to escalate",
                     move.trigger)
