@@ -11,6 +11,7 @@ from escalator.shared.events import (
     CloudEvent,
     Holder,
     Severity,
+    TicketAcknowledged,
     TicketAssigned,
     TicketCreated,
     utcnow,
@@ -91,3 +92,39 @@ def _assigned(ticket_id: str, level: int, at: datetime) -> CloudEvent[TicketAssi
         level_name=f"L{level + 1}", strategy="least_loaded", reason="test",
         assignee=Holder(agent_id=f"a{level}", name="Ada", email="ada@example.test",
                         team="t1"), ack_timeout_seconds=600), source="/test", time=at)
+
+
+async def test_a_run_of_acknowledgements_meets_each_tickets_clocks_at_its_first(
+    env: Env, tmp_path: Path
+) -> None:
+    """Acknowledgements read their tickets' clocks with one query: each ticket's first
+    acknowledgement in the run meets its clocks, a second one changes nothing."""
+    config = policy_file(tmp_path, {"id": "std", "match": {"category": "std"},
+                                    "first_response": "PT1H", "resolution": "PT8H"})
+    first, second = new_ticket_id(), new_ticket_id()
+    now = utcnow()
+    batches = [
+        ("tickets", [ticket_event(TicketCreated, t, category="std", at=now)
+                     for t in (first, second)]),
+        ("assignments", [_assigned(t, 0, now) for t in (first, second)]),
+        ("tickets", [ticket_event(TicketAcknowledged, t, category="std", at=now + delay)
+                     for t, delay in ((first, timedelta(seconds=5)),
+                                      (second, timedelta(seconds=7)),
+                                      (first, timedelta(seconds=9)))]),
+    ]
+    async with serving(env, settings(env, config), consumer_ready=False) as svc:
+        runner = svc.runtime.runner
+        assert runner is not None
+        for offset, (topic, batch) in enumerate(batches):
+            name = f"{env.prefix}{topic}"
+            assert await runner._apply_batch(TopicPartition(name, 0), [
+                ConsumerRecord(name, 0, offset * 10 + n, 0, 0, e.subject.encode(),
+                               e.model_dump_json().encode(), None, 0, 0, ())
+                for n, e in enumerate(batch)])
+        for ticket, delay in ((first, 5), (second, 7)):
+            met = {c["name"]: c for c in await clocks(svc, ticket)}
+            for name in ("first_response", "acknowledgement"):
+                assert met[name]["status"] == "met", (ticket, name)
+                assert datetime.fromisoformat(met[name]["met_at"]) == now + timedelta(
+                    seconds=delay), (ticket, name)
+            assert met["resolution"]["status"] == "running"

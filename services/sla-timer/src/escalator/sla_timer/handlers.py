@@ -55,7 +55,7 @@ from escalator.sla_timer.models import (
     ClockStatus,
     SlaPolicy,
 )
-from escalator.sla_timer.policies import first_match, list_policies, policy_for
+from escalator.sla_timer.policies import first_match, policies_of, policy_for
 from escalator.sla_timer.settings import SlaTimerSettings
 from escalator.sla_timer.timers import TimerLoop
 
@@ -117,7 +117,7 @@ async def start_clocks(events: list[CloudEvent[TicketCreated]], *,
     id) finds its ticket's clocks started and changes nothing."""
     held = await service.clocks_of_many(session, [e.data.ticket_id for e in events],
                                         lock=True)
-    policies = await list_policies(session)
+    policies = list((await policies_of(session)).values())
     started: list[Clock] = []
     for event in events:
         ticket, at = event.data, _utc(event.time)
@@ -133,25 +133,33 @@ async def start_clocks(events: list[CloudEvent[TicketCreated]], *,
     _wake(session, started)
 
 
-@handlers.on(TicketAcknowledged)
-async def acknowledged(event: CloudEvent[TicketAcknowledged], *, session: AsyncSession) -> None:
-    await _first_response(session, event.data, _utc(event.time), reply=False)
+@handlers.on_batch(TicketAcknowledged)
+async def acknowledged(events: list[CloudEvent[TicketAcknowledged]], *,
+                       session: AsyncSession) -> None:
+    """A run's clocks read and locked with one query, as for assignments."""
+    held = await service.clocks_of_many(session, [e.data.ticket_id for e in events],
+                                        lock=True)
+    for event in events:
+        await _first_response(session, event.data, _utc(event.time), reply=False,
+                              clocks=held.setdefault(event.data.ticket_id, []))
 
 
 @handlers.on(TicketCommented)
 async def commented(event: CloudEvent[TicketCommented], *, session: AsyncSession) -> None:
     comment = event.data.comment
     if comment.author_type == "agent" and comment.public:
-        await _first_response(session, event.data, _utc(event.time), reply=True)
+        await _first_response(session, event.data, _utc(event.time), reply=True,
+                              clocks=await service.clocks_of(session, event.data.ticket_id,
+                                                             lock=True))
 
 
 async def _first_response(session: AsyncSession, ticket: TicketSnapshot, at: datetime, *,
-                          reply: bool) -> None:
+                          reply: bool, clocks: list[Clock]) -> None:
     """An acknowledgement meets first response and the acknowledgement timeout; a public
     agent reply meets first response and the pending customer update. Either way the
-    customer has heard from us, so the next update clock starts (once per reply)."""
+    customer has heard from us, so the next update clock starts (once per reply).
+    ``clocks``: the ticket's, locked."""
     now = utcnow()
-    clocks = await service.clocks_of(session, ticket.ticket_id, lock=True)
     first = next((c for c in clocks if c.name == FIRST_RESPONSE), None)
     if first is None:
         return
@@ -164,7 +172,7 @@ async def _first_response(session: AsyncSession, ticket: TicketSnapshot, at: dat
         return
     paused = any(c.name in BUSINESS_CLOCKS and c.status == ClockStatus.running
                  and c.resumed_at is None for c in clocks)
-    policy = await session.get(SlaPolicy, first.policy_id)
+    policy = (await policies_of(session)).get(first.policy_id)
     if policy is not None:
         started = await _start(session, clocks, policy, ticket, NEXT_UPDATE, at)
         if started is not None and paused:
@@ -234,7 +242,7 @@ async def reopened(event: CloudEvent[TicketReopened], *, session: AsyncSession) 
     ticket, at = event.data, _utc(event.time)
     clocks = await service.clocks_of(session, ticket.ticket_id, lock=True)
     first = next((c for c in clocks if c.name == FIRST_RESPONSE), None)
-    policy = await session.get(SlaPolicy, first.policy_id) if first else None
+    policy = (await policies_of(session)).get(first.policy_id) if first else None
     if policy is None or any(c.name == RESOLUTION and c.started_at == at for c in clocks):
         return  # no clocks for this ticket, or this reopen was applied already
     await _start(session, clocks, policy, ticket, RESOLUTION, at)
@@ -247,14 +255,13 @@ async def assigned(events: list[CloudEvent[TicketAssigned]], *,
     """Record the level on every clock, apply the policy's level-change rule, and time
     the new assignee's acknowledgement (superseding the previous one's).
 
-    A run's clocks are read and locked with one query and the policies once, then each
-    event is applied in order to its ticket's list (which gains the clocks the run
-    starts). A lookup per event cost more than the rest of its handling: the session
-    keeps no loaded row it is not given a reference to, so each one was a query, and
-    each query first flushed what the event before it had changed."""
+    A run's clocks are read and locked with one query (the policies once per
+    transaction: ``policies_of``), then each event is applied in order to its ticket's
+    list (which gains the clocks the run starts), where a query per event cost more than
+    the rest of its handling."""
     held = await service.clocks_of_many(session, [e.data.ticket_id for e in events],
                                         lock=True)
-    policies = {policy.id: policy for policy in await list_policies(session)}
+    policies = await policies_of(session)
     for event in events:
         await _assigned(session, event, held.setdefault(event.data.ticket_id, []), policies)
 

@@ -8,7 +8,7 @@ edits the same rows. Policies absent from the file are left alone.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
@@ -136,11 +136,27 @@ def matches(policy: SlaPolicy, ticket: TicketSnapshot) -> bool:
     return all(want is None or want == have for want, have in wanted)
 
 
+_READ = "escalator.sla_timer.policies"
+
+
+async def policies_of(session: AsyncSession) -> dict[str, SlaPolicy]:
+    """Every policy by id, in order, read once per transaction: the consumer applies a
+    poll of events in one, and a lookup per event was a query that first flushed what
+    the event before it had changed (the session keeps no row it is not given a
+    reference to). A change committed meanwhile applies from the next poll on."""
+    transaction = session.sync_session.get_transaction()
+    read = session.info.get(_READ)
+    if read is None or read[0] is not transaction:
+        read = session.info[_READ] = (
+            transaction, {policy.id: policy for policy in await list_policies(session)})
+    return cast(dict[str, SlaPolicy], read[1])
+
+
 async def policy_for(session: AsyncSession, ticket: TicketSnapshot) -> SlaPolicy | None:
     """The first policy, in order, that applies to ``ticket``; None when none does."""
-    return first_match(await list_policies(session), ticket)
+    return first_match(list((await policies_of(session)).values()), ticket)
 
 
 def first_match(policies: list[SlaPolicy], ticket: TicketSnapshot) -> SlaPolicy | None:
-    """``policy_for`` over policies already read (``list_policies``), for a batch."""
+    """``policy_for`` over policies already read, for a batch."""
     return next((p for p in policies if matches(p, ticket)), None)
