@@ -153,8 +153,11 @@ async def load_overrides(session: AsyncSession) -> dict[Key, tuple[str | None, s
 _CONFIGURATION = "notifier.configuration"
 
 
-async def _configuration(session: AsyncSession) -> tuple[dict[str, WebhookTarget], list[Rule]]:
-    """Enabled webhook targets and rules, read once per transaction: a consumer applies a
+async def _configuration(
+    session: AsyncSession,
+) -> tuple[dict[str, WebhookTarget], list[Rule], dict[Key, tuple[str | None, str]]]:
+    """Enabled webhook targets, rules and template overrides, read once per transaction
+    (the overrides were read for every event an e-mail rule matched): a consumer applies a
     poll of events in one transaction, and re-reading (and re-validating) both for every
     event was a third of planning's CPU. A change committed meanwhile applies from the
     next poll on, as if the poll had been planned at once."""
@@ -164,8 +167,9 @@ async def _configuration(session: AsyncSession) -> tuple[dict[str, WebhookTarget
     if cached is None or cached[0] is not transaction:
         targets = {t.id: t for t in (await session.scalars(select(WebhookTarget))).all()
                    if t.enabled}
-        cached = session.info[_CONFIGURATION] = (transaction, targets, await load_rules(session))
-    return cached[1], cached[2]
+        cached = session.info[_CONFIGURATION] = (
+            transaction, targets, await load_rules(session), await load_overrides(session))
+    return cached[1], cached[2], cached[3]
 
 
 @dataclass
@@ -208,14 +212,14 @@ async def plan_deliveries(session: AsyncSession, event: CloudEvent[Any],
     if row is None:
         row = await session.get(TicketRow, event.subject, populate_existing=True)
     plan = _Plan(event)
-    targets, rules = await _configuration(session)
+    targets, rules, overrides = await _configuration(session)
     for target in targets.values():
         if event.type in target.events:
             delivery_id = str(uuid.uuid4())
             plan.add(WEBHOOK, target.id, target.url, event.subject,
                      webhook_payload(target, delivery_id, event), delivery_id)
     if rules and directory is not None:
-        await _plan_rules(session, plan, rules, targets, directory, row)
+        await _plan_rules(session, plan, rules, targets, overrides, directory, row)
     return await _store(session, list(plan.planned.values()))
 
 
@@ -234,7 +238,8 @@ async def _store(session: AsyncSession, planned: list[Delivery]) -> list[Deliver
 
 
 async def _plan_rules(session: AsyncSession, plan: _Plan, rules: list[Rule],
-                      targets: dict[str, WebhookTarget], directory: Directory,
+                      targets: dict[str, WebhookTarget],
+                      overrides: dict[Key, tuple[str | None, str]], directory: Directory,
                       row: Projected | None) -> None:
     event = plan.event
     view = view_of(row)
@@ -245,7 +250,6 @@ async def _plan_rules(session: AsyncSession, plan: _Plan, rules: list[Rule],
             .execution_options(populate_existing=True))).all())
     f = facts(event, view, is_parent=bool(children))
     kinds = sorted(f.kinds - {event.type}) + [event.type]
-    overrides: dict[Key, tuple[str | None, str]] | None = None
     for rule in rules:
         if not matches(rule, f):
             continue
@@ -257,8 +261,6 @@ async def _plan_rules(session: AsyncSession, plan: _Plan, rules: list[Rule],
                 plan.add(WEBHOOK, target.id, target.url, event.subject,
                          webhook_payload(target, delivery_id, event), delivery_id)
             continue
-        if overrides is None:
-            overrides = await load_overrides(session)
         for person, ticket_id in _people(rule, event, view, children, kind, directory):
             await _plan_email(session, plan, overrides, person, ticket_id, kind, kinds, view,
                               directory, rule.throttle_minutes)
