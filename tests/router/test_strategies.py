@@ -156,6 +156,12 @@ async def test_strategies_triggers_and_explanations(env: Env, tmp_path: Path) ->
         assert moved[0]["data"]["trigger"] == "executive" and moved[0]["data"]["executive"]
         assert "executive sponsor Sponsor <ex2@desk.example>" in moved[0]["data"]["reason"]
         assert "the customer's executive sponsor EX2" in boss["reason"]
+        # The same threat read before its ticket: kept, then applied once it is routed.
+        await send(env, escalation_requested("rr9", "executive", sponsor="ex2@desk.example"))
+        late = await routed("rr9", history=3, language="pt", category="billing")
+        assert who(late) == "ex2" and late["level_name"] == "L4" and late["executive"], late
+        assert [h["trigger"] for h in late["history"]] == [
+            "ticket_created", "executive", "executive"]
 
         # The executive flag on a new ticket starts it at the executive level; the top
         # level repeats once (to someone else), then stays.
@@ -186,4 +192,4 @@ async def test_strategies_triggers_and_explanations(env: Env, tmp_path: Path) ->
         # Loads kept from the decisions: every open ticket counted once.
         agents = (await svc.client.get("/v1/agents")).json()["items"]
         loads = {a["id"]: a["open_assignments"] for a in agents if a["open_assignments"]}
-        assert sum(loads.values()) == 7 and loads["sup"] == 2 and loads["ex2"] == 2, loads
+        assert sum(loads.values()) == 8 and loads["sup"] == 2 and loads["ex2"] == 3, loads
