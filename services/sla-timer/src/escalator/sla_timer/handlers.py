@@ -21,7 +21,9 @@ The clocks, and what moves them:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +32,7 @@ from escalator.shared.consumer import Handlers
 from escalator.shared.db import on_commit
 from escalator.shared.events import (
     CloudEvent,
+    EventData,
     TicketAcknowledged,
     TicketAssigned,
     TicketClosed,
@@ -133,32 +136,50 @@ async def start_clocks(events: list[CloudEvent[TicketCreated]], *,
     _wake(session, started)
 
 
-@handlers.on_batch(TicketAcknowledged)
-async def acknowledged(events: list[CloudEvent[TicketAcknowledged]], *,
-                       session: AsyncSession) -> None:
-    """A run's clocks read and locked with one query, as for assignments."""
-    held = await service.clocks_of_many(session, [e.data.ticket_id for e in events],
-                                        lock=True)
-    for event in events:
-        await _first_response(session, event.data, _utc(event.time), reply=False,
-                              clocks=held.setdefault(event.data.ticket_id, []))
+TicketHandler = Callable[[AsyncSession, CloudEvent[Any], list[Clock]], Awaitable[None]]
 
 
-@handlers.on(TicketCommented)
-async def commented(event: CloudEvent[TicketCommented], *, session: AsyncSession) -> None:
+def per_ticket(*models: type[EventData]) -> Callable[[TicketHandler], TicketHandler]:
+    """Register ``fn(session, event, clocks)``, given its ticket's clocks, locked.
+
+    A run of these events (one type, in order) reads and locks every ticket's clocks with
+    one query, then each event is applied to its ticket's list, which gains the clocks
+    the run's earlier events started. A read per event cost more than the rest of the
+    handling: the query, and the flush of the previous event's changes it made first."""
+
+    def register(fn: TicketHandler) -> TicketHandler:
+        async def run(events: list[CloudEvent[Any]], *, session: AsyncSession) -> None:
+            held = await service.clocks_of_many(session, [e.data.ticket_id for e in events],
+                                                lock=True)
+            for event in events:
+                await fn(session, event, held.setdefault(event.data.ticket_id, []))
+
+        handlers.on_batch(*models)(run)
+        return fn
+
+    return register
+
+
+@per_ticket(TicketAcknowledged)
+async def acknowledged(session: AsyncSession, event: CloudEvent[TicketAcknowledged],
+                       clocks: list[Clock]) -> None:
+    await _first_response(session, event.data, _utc(event.time), reply=False, clocks=clocks)
+
+
+@per_ticket(TicketCommented)
+async def commented(session: AsyncSession, event: CloudEvent[TicketCommented],
+                    clocks: list[Clock]) -> None:
     comment = event.data.comment
     if comment.author_type == "agent" and comment.public:
         await _first_response(session, event.data, _utc(event.time), reply=True,
-                              clocks=await service.clocks_of(session, event.data.ticket_id,
-                                                             lock=True))
+                              clocks=clocks)
 
 
 async def _first_response(session: AsyncSession, ticket: TicketSnapshot, at: datetime, *,
                           reply: bool, clocks: list[Clock]) -> None:
     """An acknowledgement meets first response and the acknowledgement timeout; a public
     agent reply meets first response and the pending customer update. Either way the
-    customer has heard from us, so the next update clock starts (once per reply).
-    ``clocks``: the ticket's, locked."""
+    customer has heard from us, so the next update clock starts (once per reply)."""
     now = utcnow()
     first = next((c for c in clocks if c.name == FIRST_RESPONSE), None)
     if first is None:
@@ -180,30 +201,30 @@ async def _first_response(session: AsyncSession, ticket: TicketSnapshot, at: dat
         _wake(session, clocks)
 
 
-@handlers.on(TicketWaitingOnCustomer)
-async def waiting(event: CloudEvent[TicketWaitingOnCustomer], *, session: AsyncSession) -> None:
+@per_ticket(TicketWaitingOnCustomer)
+async def waiting(session: AsyncSession, event: CloudEvent[TicketWaitingOnCustomer],
+                  clocks: list[Clock]) -> None:
     now, at = utcnow(), _utc(event.time)
-    for clock in await service.clocks_of(session, event.data.ticket_id, lock=True):
+    for clock in clocks:
         if clock.name in BUSINESS_CLOCKS:
             service.pause(session, clock, await _calendar(session, clock), at=at, now=now)
 
 
-@handlers.on(TicketCustomerReplied)
-async def customer_replied(event: CloudEvent[TicketCustomerReplied], *,
-                           session: AsyncSession) -> None:
+@per_ticket(TicketCustomerReplied)
+async def customer_replied(session: AsyncSession, event: CloudEvent[TicketCustomerReplied],
+                           clocks: list[Clock]) -> None:
     now, at, grace = utcnow(), _utc(event.time), _grace(session)
-    clocks = await service.clocks_of(session, event.data.ticket_id, lock=True)
     for clock in clocks:
         if clock.name in BUSINESS_CLOCKS:
             service.resume(clock, await _calendar(session, clock), at=at, now=now, grace=grace)
     _wake(session, clocks)
 
 
-@handlers.on(TicketUpdated)
-async def updated(event: CloudEvent[TicketUpdated], *, session: AsyncSession) -> None:
+@per_ticket(TicketUpdated)
+async def updated(session: AsyncSession, event: CloudEvent[TicketUpdated],
+                  clocks: list[Clock]) -> None:
     """A severity change re-targets the running clocks by the policy that now matches."""
     ticket, now, grace = event.data, utcnow(), _grace(session)
-    clocks = await service.clocks_of(session, ticket.ticket_id, lock=True)
     changed = [c for c in clocks if c.name in BUSINESS_CLOCKS and c.status ==
                ClockStatus.running and c.severity != ticket.severity.value]
     policy = await policy_for(session, ticket) if changed else None
@@ -219,28 +240,30 @@ async def updated(event: CloudEvent[TicketUpdated], *, session: AsyncSession) ->
     _wake(session, clocks)
 
 
-@handlers.on(TicketResolved)
-async def resolved(event: CloudEvent[TicketResolved], *, session: AsyncSession) -> None:
+@per_ticket(TicketResolved)
+async def resolved(session: AsyncSession, event: CloudEvent[TicketResolved],
+                   clocks: list[Clock]) -> None:
     now, at = utcnow(), _utc(event.time)
-    for clock in await service.clocks_of(session, event.data.ticket_id, lock=True):
+    for clock in clocks:
         if clock.name == RESOLUTION:
             service.meet(session, clock, at=at, now=now)
         else:
             service.stop(session, clock, at=at, now=now)
 
 
-@handlers.on(TicketClosed)
-async def closed(event: CloudEvent[TicketClosed], *, session: AsyncSession) -> None:
+@per_ticket(TicketClosed)
+async def closed(session: AsyncSession, event: CloudEvent[TicketClosed],
+                 clocks: list[Clock]) -> None:
     now, at = utcnow(), _utc(event.time)
-    for clock in await service.clocks_of(session, event.data.ticket_id, lock=True):
+    for clock in clocks:
         service.stop(session, clock, at=at, now=now)
 
 
-@handlers.on(TicketReopened)
-async def reopened(event: CloudEvent[TicketReopened], *, session: AsyncSession) -> None:
+@per_ticket(TicketReopened)
+async def reopened(session: AsyncSession, event: CloudEvent[TicketReopened],
+                   clocks: list[Clock]) -> None:
     """A new resolution cycle from the reopen; earlier cycles stay as history."""
     ticket, at = event.data, _utc(event.time)
-    clocks = await service.clocks_of(session, ticket.ticket_id, lock=True)
     first = next((c for c in clocks if c.name == FIRST_RESPONSE), None)
     policy = (await policies_of(session)).get(first.policy_id) if first else None
     if policy is None or any(c.name == RESOLUTION and c.started_at == at for c in clocks):
@@ -249,28 +272,14 @@ async def reopened(event: CloudEvent[TicketReopened], *, session: AsyncSession) 
     _wake(session, clocks)
 
 
-@handlers.on_batch(TicketAssigned)
-async def assigned(events: list[CloudEvent[TicketAssigned]], *,
-                   session: AsyncSession) -> None:
+@per_ticket(TicketAssigned)
+async def assigned(session: AsyncSession, event: CloudEvent[TicketAssigned],
+                   clocks: list[Clock]) -> None:
     """Record the level on every clock, apply the policy's level-change rule, and time
-    the new assignee's acknowledgement (superseding the previous one's).
-
-    A run's clocks are read and locked with one query (the policies once per
-    transaction: ``policies_of``), then each event is applied in order to its ticket's
-    list (which gains the clocks the run starts), where a query per event cost more than
-    the rest of its handling."""
-    held = await service.clocks_of_many(session, [e.data.ticket_id for e in events],
-                                        lock=True)
-    policies = await policies_of(session)
-    for event in events:
-        await _assigned(session, event, held.setdefault(event.data.ticket_id, []), policies)
-
-
-async def _assigned(session: AsyncSession, event: CloudEvent[TicketAssigned],
-                    clocks: list[Clock], policies: dict[str, SlaPolicy]) -> None:
+    the new assignee's acknowledgement (superseding the previous one's)."""
     data, now, at, grace = event.data, utcnow(), _utc(event.time), _grace(session)
     first = next((c for c in clocks if c.name == FIRST_RESPONSE), None)
-    policy = policies.get(first.policy_id) if first else None
+    policy = (await policies_of(session)).get(first.policy_id) if first else None
     for clock in clocks:
         if clock.name == ACKNOWLEDGEMENT:
             service.stop(session, clock, at=at, now=now)
