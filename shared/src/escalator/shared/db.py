@@ -7,10 +7,10 @@ SQLite via aiosqlite (each service in its own file).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -207,6 +207,26 @@ def on_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     deadline that was just stored.
     """
     session.sync_session.info.setdefault(_ON_COMMIT, []).append(callback)
+
+
+T = TypeVar("T")
+
+
+async def per_transaction(session: AsyncSession, key: str,
+                          load: Callable[[], Awaitable[T]]) -> T:
+    """``load()`` once per transaction of ``session``, kept (with the rows it holds) under
+    ``key`` until the transaction ends.
+
+    For configuration a consumer consults per event: it applies a poll of events in one
+    transaction, and a read per event was a query that first flushed what the event
+    before it had changed (the identity map keeps no row nothing else refers to, so even
+    a lookup by key went to the database). A change committed meanwhile applies from the
+    next poll on, as if the poll had been applied at once."""
+    transaction = session.sync_session.get_transaction()
+    held = session.info.get(key)
+    if held is None or held[0] is not transaction:
+        held = session.info[key] = (transaction, await load())
+    return held[1]  # type: ignore[no-any-return]
 
 
 async def read_snapshot(session: AsyncSession) -> None:

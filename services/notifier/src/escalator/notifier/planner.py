@@ -36,7 +36,7 @@ from escalator.notifier.models import (
 from escalator.notifier.rules import Person, Rule, TicketView, customer_person, facts, matches
 from escalator.notifier.rules import resolve as resolve_role
 from escalator.notifier.schedule import WorkingHours, is_urgent, next_working_time
-from escalator.shared.db import conflict_insert
+from escalator.shared.db import conflict_insert, per_transaction
 from escalator.shared.events import (
     CloudEvent,
     Contact,
@@ -151,25 +151,20 @@ async def load_overrides(session: AsyncSession) -> dict[Key, tuple[str | None, s
 
 
 _CONFIGURATION = "notifier.configuration"
+Configuration = tuple[dict[str, WebhookTarget], list[Rule], dict[Key, tuple[str | None, str]]]
 
 
-async def _configuration(
-    session: AsyncSession,
-) -> tuple[dict[str, WebhookTarget], list[Rule], dict[Key, tuple[str | None, str]]]:
+async def _configuration(session: AsyncSession) -> Configuration:
     """Enabled webhook targets, rules and template overrides, read once per transaction
-    (the overrides were read for every event an e-mail rule matched): a consumer applies a
-    poll of events in one transaction, and re-reading (and re-validating) both for every
-    event was a third of planning's CPU. A change committed meanwhile applies from the
-    next poll on, as if the poll had been planned at once."""
-    sync = session.sync_session
-    transaction = sync.get_transaction()
-    cached = session.info.get(_CONFIGURATION)
-    if cached is None or cached[0] is not transaction:
+    (``per_transaction``): re-reading (and re-validating) them for every event was a
+    third of planning's CPU."""
+
+    async def load() -> Configuration:
         targets = {t.id: t for t in (await session.scalars(select(WebhookTarget))).all()
                    if t.enabled}
-        cached = session.info[_CONFIGURATION] = (
-            transaction, targets, await load_rules(session), await load_overrides(session))
-    return cached[1], cached[2], cached[3]
+        return targets, await load_rules(session), await load_overrides(session)
+
+    return await per_transaction(session, _CONFIGURATION, load)
 
 
 @dataclass

@@ -20,7 +20,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalator.router import service
@@ -39,24 +39,24 @@ BATCH = 200
 
 
 async def apply_pending(session: AsyncSession, *, max_age_hours: float) -> int:
-    """Apply the stored moves of tickets routed since, oldest first; returns how many."""
+    """Apply the stored moves of tickets routed since, oldest first, and drop the
+    expired ones (``escalate`` finds no assignment and says so); returns how many."""
+    expired = PendingMove.received_at < utcnow() - timedelta(hours=max_age_hours)
     query = (select(PendingMove)
-             .where(PendingMove.ticket_id.in_(select(Assignment.ticket_id)))
+             .where(or_(PendingMove.ticket_id.in_(select(Assignment.ticket_id)), expired))
              .order_by(PendingMove.id).limit(BATCH))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=PendingMove, skip_locked=True)
     moves = list((await session.scalars(query)).all())
     for move in moves:
         with log_context(ticket_id=move.ticket_id):
-            log.info("applying %s that came before the ticket was routed", move.trigger)
+            log.info("applying %s kept until the ticket was routed", move.trigger)
             await service.escalate(
                 session, move.ticket_id,
                 service.Move(move.trigger, move.reason,
                              EscalationKind(move.kind) if move.kind else None),
                 executive=move.executive, sponsor_email=move.sponsor_email)
         await session.delete(move)
-    await session.execute(delete(PendingMove).where(
-        PendingMove.received_at < utcnow() - timedelta(hours=max_age_hours)))
     return len(moves)
 
 

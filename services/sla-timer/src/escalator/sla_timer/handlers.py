@@ -58,7 +58,7 @@ from escalator.sla_timer.models import (
     ClockStatus,
     SlaPolicy,
 )
-from escalator.sla_timer.policies import first_match, policies_of, policy_for
+from escalator.sla_timer.policies import policies_of, policy_for
 from escalator.sla_timer.settings import SlaTimerSettings
 from escalator.sla_timer.timers import TimerLoop
 
@@ -112,30 +112,6 @@ async def _calendar(session: AsyncSession, clock: Clock) -> Calendar:
                                                                           clock.calendar_id)
 
 
-@handlers.on_batch(TicketCreated)
-async def start_clocks(events: list[CloudEvent[TicketCreated]], *,
-                       session: AsyncSession) -> None:
-    """A run of new tickets: their clocks read (and locked) with one query and the
-    policies once, where each creation cost both; a creation seen again (another event
-    id) finds its ticket's clocks started and changes nothing."""
-    held = await service.clocks_of_many(session, [e.data.ticket_id for e in events],
-                                        lock=True)
-    policies = list((await policies_of(session)).values())
-    started: list[Clock] = []
-    for event in events:
-        ticket, at = event.data, _utc(event.time)
-        clocks = held.setdefault(ticket.ticket_id, [])
-        if any(clock.name == FIRST_RESPONSE for clock in clocks):
-            continue
-        policy = first_match(policies, ticket)
-        if policy is None:
-            continue
-        for name in (FIRST_RESPONSE, RESOLUTION):
-            if (clock := await _start(session, clocks, policy, ticket, name, at)) is not None:
-                started.append(clock)
-    _wake(session, started)
-
-
 TicketHandler = Callable[[AsyncSession, CloudEvent[Any], list[Clock]], Awaitable[None]]
 
 
@@ -158,6 +134,22 @@ def per_ticket(*models: type[EventData]) -> Callable[[TicketHandler], TicketHand
         return fn
 
     return register
+
+
+@per_ticket(TicketCreated)
+async def start_clocks(session: AsyncSession, event: CloudEvent[TicketCreated],
+                       clocks: list[Clock]) -> None:
+    """First response and resolution by the first matching policy; a creation seen again
+    (another event id) finds its ticket's clocks started and changes nothing."""
+    ticket, at = event.data, _utc(event.time)
+    if any(clock.name == FIRST_RESPONSE for clock in clocks):
+        return
+    policy = await policy_for(session, ticket)
+    if policy is None:
+        return
+    for name in (FIRST_RESPONSE, RESOLUTION):
+        await _start(session, clocks, policy, ticket, name, at)
+    _wake(session, clocks)
 
 
 @per_ticket(TicketAcknowledged)

@@ -8,14 +8,14 @@ edits the same rows. Policies absent from the file are left alone.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from escalator.shared.config import unique_ids
-from escalator.shared.db import conflict_insert
+from escalator.shared.db import conflict_insert, per_transaction
 from escalator.shared.events import Severity, TicketSnapshot, utcnow
 from escalator.sla_timer.calendars import CalendarSpec, save_calendar
 from escalator.sla_timer.models import LevelChange, SlaCalendar, SlaPolicy
@@ -140,23 +140,14 @@ _READ = "escalator.sla_timer.policies"
 
 
 async def policies_of(session: AsyncSession) -> dict[str, SlaPolicy]:
-    """Every policy by id, in order, read once per transaction: the consumer applies a
-    poll of events in one, and a lookup per event was a query that first flushed what
-    the event before it had changed (the session keeps no row it is not given a
-    reference to). A change committed meanwhile applies from the next poll on."""
-    transaction = session.sync_session.get_transaction()
-    read = session.info.get(_READ)
-    if read is None or read[0] is not transaction:
-        read = session.info[_READ] = (
-            transaction, {policy.id: policy for policy in await list_policies(session)})
-    return cast(dict[str, SlaPolicy], read[1])
+    """Every policy by id, in order, read once per transaction (``per_transaction``)."""
+
+    async def load() -> dict[str, SlaPolicy]:
+        return {policy.id: policy for policy in await list_policies(session)}
+
+    return await per_transaction(session, _READ, load)
 
 
 async def policy_for(session: AsyncSession, ticket: TicketSnapshot) -> SlaPolicy | None:
     """The first policy, in order, that applies to ``ticket``; None when none does."""
-    return first_match(list((await policies_of(session)).values()), ticket)
-
-
-def first_match(policies: list[SlaPolicy], ticket: TicketSnapshot) -> SlaPolicy | None:
-    """``policy_for`` over policies already read, for a batch."""
-    return next((p for p in policies if matches(p, ticket)), None)
+    return next((p for p in (await policies_of(session)).values() if matches(p, ticket)), None)
