@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from sqlalchemy import text
 
 from escalator.shared import progress
 from escalator.shared.db import make_engine, make_sessionmaker
@@ -74,6 +75,40 @@ async def test_horizon_waits_for_what_a_stopped_relay_still_holds(env: Env) -> N
                 assert await effect_count(session, ticket_id="wm-2") == 1
     finally:
         await consumer.stop()
+
+
+async def test_a_slow_commit_holds_the_watermark_back(pg_env: Env) -> None:
+    """An event is stamped inside its transaction, which can commit long after (a lock
+    wait, a stalled disk): the relay vouches only up to the start of the oldest
+    transaction its service has open, so the horizon waits for that commit instead of
+    passing the event's time while it is still unpublished."""
+    producer_settings = pg_env.settings(ProducerSettings, watermark_interval_seconds=0.1)
+    consumer = RunningService(CONSUMER, pg_env.settings(ProbeSettings))
+    async with running(PRODUCER, producer_settings) as producer:
+        await consumer.start()
+        try:
+            async with producer.runtime.sessionmaker() as session, session.begin():
+                first = emit(session, ticket_created("wm-first"), source="/test")
+            await wait_until(lambda: _after(consumer, first.time), timeout=20,
+                             message="the horizon never passed the first event")
+            async with producer.runtime.sessionmaker() as session, session.begin():
+                # As handlers do: read, then stamp and write what follows from it.
+                await session.execute(text("SELECT 1"))
+                slow = emit(session, ticket_created("wm-slow"), source="/test")
+                await session.flush()
+                # Events committed meanwhile keep the relay publishing and vouching.
+                for n in range(4):
+                    async with producer.runtime.sessionmaker() as other, other.begin():
+                        later = emit(other, ticket_created(f"wm-other-{n}"), source="/test")
+                    await asyncio.sleep(0.5)
+                read = await _horizon(consumer)
+                assert read is not None and first.time <= read < slow.time
+            await wait_until(lambda: _after(consumer, later.time), timeout=20,
+                             message="the horizon never passed the slow commit")
+            async with consumer.runtime.sessionmaker() as session:
+                assert await effect_count(session, ticket_id="wm-slow") == 1
+        finally:
+            await consumer.stop()
 
 
 async def _after(consumer: RunningService, moment: datetime) -> bool:

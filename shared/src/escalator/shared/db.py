@@ -133,10 +133,18 @@ def make_engine(settings: ServiceSettings) -> AsyncEngine:
     engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
-        connect_args={"server_settings": {"search_path": settings.db_schema}},
+        connect_args={"server_settings": {"search_path": settings.db_schema,
+                                          "application_name": application_name(settings)}},
     )
     _drop_closed_connections(engine)
     return engine
+
+
+def application_name(settings: ServiceSettings) -> str:
+    """How this service's connections are named on the server: in ``pg_stat_activity``
+    for the operator, and for the relay, which waits for the service's open transactions
+    before it vouches (``outbox._covered_until``). The same for every replica."""
+    return f"escalator-{settings.service_name}:{settings.db_schema}"[:63]
 
 
 def _drop_closed_connections(engine: AsyncEngine) -> None:

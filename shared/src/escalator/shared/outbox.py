@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, registry
 
 from escalator.shared import metrics
 from escalator.shared.bus import make_producer
-from escalator.shared.db import among, outbox, unnested
+from escalator.shared.db import among, application_name, outbox, unnested
 from escalator.shared.events import CloudEvent, EventData, utcnow
 from escalator.shared.settings import ServiceSettings
 from escalator.shared.watermarks import vouch, watermark_topic
@@ -239,8 +239,9 @@ class Relay:
                     sent = 0
                     if await self._hold_lease():
                         await self._ensure_producer()
-                        sent = await self.relay_once()
-                        if sent < self._settings.outbox_batch_size and self._vouch_due() <= 0:
+                        vouching = self._vouch_due() <= 0
+                        sent = await self.relay_once(vouching=vouching)
+                        if sent < self._settings.outbox_batch_size and vouching:
                             await self._vouch()
                     backoff = 0.1
                     # A short batch took every row committed when it was read; a commit
@@ -270,11 +271,15 @@ class Relay:
         self._stopping = True
         self._wake.set()
 
-    async def relay_once(self) -> int:
-        """Publish one batch of unsent rows in id order; returns how many were sent."""
+    async def relay_once(self, *, vouching: bool = False) -> int:
+        """Publish one batch of unsent rows in id order; returns how many were sent.
+
+        ``vouching``: a watermark follows if this pass takes every unsent row, so first
+        note up to when that will hold (``_covered_until``)."""
         assert self._producer is not None
-        self._read_at = utcnow()  # before the read: what committed earlier, it sees
         async with self._connection() as conn:
+            if vouching:
+                self._read_at = await _covered_until(conn, self._settings)
             rows = (
                 await conn.execute(
                     select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.event_type,
@@ -459,3 +464,31 @@ class Relay:
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.stop()
+
+
+_OPEN_SINCE = text(
+    "SELECT min(xact_start) FROM pg_stat_activity "
+    "WHERE application_name = :name AND datname = current_database() "
+    "AND pid <> pg_backend_pid()")
+
+
+async def _covered_until(conn: AsyncConnection, settings: ServiceSettings) -> datetime:
+    """The moment a watermark may vouch for, read before the pass reads its rows.
+
+    The rows the pass reads are those committed before it; but an event's time is
+    stamped inside its transaction (after its first statement: handlers and endpoints
+    read before they write), which may commit well after the read: a lock wait or a
+    stalled disk can exceed the breach grace, and the sla-timer would then breach a
+    ticket acknowledged in time. So on PostgreSQL the moment is the start of the
+    oldest transaction this service's connections have open (``application_name``,
+    set by ``make_engine``, names them across replicas), if earlier than now: every
+    event stamped before it has committed, hence is in this read or an earlier one.
+    Asked before the rows are read, so a transaction that commits in between counts
+    as open, not as missed. SQLite (the single-process development default) keeps the
+    plain clock.
+    """
+    now = utcnow()
+    if conn.dialect.name != "postgresql":
+        return now
+    since = await conn.scalar(_OPEN_SINCE, {"name": application_name(settings)})
+    return now if since is None else min(now, since)

@@ -11,9 +11,12 @@ breached the ticket before ingest's relay had republished its backlog (one ticke
 1,000 answered in time, in one full run of two).
 
 So every relay says how far it is. After a pass that took every unsent row (fewer than a
-batch), every event committed before the moment of that read is in Kafka; the relay
-then writes to ``<topic>.watermarks`` (one partition per data topic) that moment and the
-end offset of each of the topic's partitions, read after its sends were acknowledged.
+batch), every event committed before the moment of that read is in Kafka, and so is
+every event stamped before the oldest transaction of the service still open then
+(``outbox._covered_until``: a slow commit must not be vouched for before it lands);
+the relay writes to ``<topic>.watermarks`` (one partition per data topic) the earlier
+of those moments and the end offset of each of the topic's partitions, read after its
+sends were acknowledged.
 A consumer whose position on a partition has reached the offset vouched for it has
 applied everything the producer made there before the moment. The relay does this every
 ``watermark_interval_seconds`` while it leads (ten times less often once it has been
