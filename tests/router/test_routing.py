@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from escalator.router.deferred import count_pending_moves
 from escalator.router.main import SPEC
 from escalator.router.models import PendingMove
 from escalator.router.settings import RouterSettings
@@ -157,6 +158,7 @@ async def test_a_breach_read_before_its_ticket_moves_it_once_it_is_routed(
         await wait_until(lambda: processed(svc, json.loads(early)["id"]),
                          message="early breach processed")
         assert (await svc.client.get("/v1/assignments/early")).status_code == 404
+        assert await _pending_gauges(svc) == (1, True)
         await send(env, created("early"))
         moved = await assignment_when(svc, "early", history=3)
         assert [(h["action"], h["level"], h["agent_id"], h["trigger"])
@@ -167,8 +169,21 @@ async def test_a_breach_read_before_its_ticket_moves_it_once_it_is_routed(
         ]
         async with svc.runtime.sessionmaker() as session:
             assert await session.scalar(select(func.count()).select_from(PendingMove)) == 0
+        assert await _pending_gauges(svc) == (0, False)
         assert await outbox_types(svc, "early") == ["ticket.assigned", "ticket.escalated",
                                                     "ticket.assigned"]
+
+
+async def _pending_gauges(svc: RunningService) -> tuple[int, bool]:
+    """(kept moves, whether the oldest has an age) as /metrics shows them after a
+    refresh, which the gauge worker runs every 15 s."""
+    async with svc.runtime.sessionmaker() as session:
+        await count_pending_moves(session)
+    text = (await svc.client.get("/metrics")).text
+    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+              if line.startswith("escalator_router_pending_move")}
+    return (int(values["escalator_router_pending_moves"]),
+            values["escalator_router_pending_move_age_seconds"] > 0)
 
 
 async def test_a_roster_change_on_one_replica_steers_the_next_decision_on_another(

@@ -20,10 +20,10 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from escalator.router import service
+from escalator.router import metrics, service
 from escalator.router.models import Assignment, PendingMove
 from escalator.shared.app import Runtime
 from escalator.shared.consumer import is_infrastructure_error
@@ -58,6 +58,16 @@ async def apply_pending(session: AsyncSession, *, max_age_hours: float) -> int:
                 executive=move.executive, sponsor_email=move.sponsor_email)
         await session.delete(move)
     return len(moves)
+
+
+async def count_pending_moves(session: AsyncSession) -> None:
+    """Refresh the gauges of kept moves: a move that stays is a ticket whose creation
+    never came, which only the count and the age of the oldest show (``database_gauge``
+    runs this)."""
+    count, oldest = (await session.execute(
+        select(func.count(), func.min(PendingMove.received_at)))).one()
+    metrics.PENDING_MOVES.set(count)
+    metrics.PENDING_OLDEST.set((utcnow() - oldest).total_seconds() if oldest else 0.0)
 
 
 async def sweep_forever(runtime: Runtime) -> None:

@@ -6,11 +6,12 @@ from pathlib import Path
 from escalator.router.admin import router as admin_router
 from escalator.router.api import router
 from escalator.router.config import load_on_startup
-from escalator.router.deferred import sweep_forever
+from escalator.router.deferred import count_pending_moves, sweep_forever
 from escalator.router.handlers import handlers
 from escalator.router.settings import RouterSettings
 from escalator.shared.app import Runtime, ServiceSpec, serve
 from escalator.shared.events import ASSIGNMENTS
+from escalator.shared.gauges import database_gauge
 from escalator.shared.settings import load_settings
 
 
@@ -40,7 +41,7 @@ SPEC = ServiceSpec(
     routers=[router, admin_router],
     handlers=handlers,
     on_startup=start,
-    workers=[sweep_forever],
+    workers=[sweep_forever, database_gauge(count_pending_moves)],
     produces=(ASSIGNMENTS,),
 )
 
