@@ -39,7 +39,7 @@ async def planned(settings: NotifierSettings, targets: Sequence[WebhookConfig],
         async with sessions() as session, session.begin():
             await upsert_targets(session, list(targets))
             for event in events:
-                await planner.plan_deliveries(session, event)
+                await planner.plan_deliveries(session, [event])
         yield sessions
     finally:
         await engine.dispose()

@@ -25,8 +25,8 @@ async def test_expired_lease_hands_the_delivery_to_the_next_sender(env: Env) -> 
         async with sessions() as session, session.begin():
             await service.upsert_targets(session, [WebhookConfig(
                 id="default", url="http://127.0.0.1:9/hook", events=["ticket.assigned"])])
-            assert len(await planner.plan_deliveries(session, event)) == 1
-            assert await planner.plan_deliveries(session, event) == []  # one per recipient
+            assert len(await planner.plan_deliveries(session, [event])) == 1
+            assert await planner.plan_deliveries(session, [event]) == []  # one per recipient
 
         lease = timedelta(seconds=30)
         async with sessions() as session, session.begin():
@@ -63,7 +63,7 @@ async def test_claims_come_oldest_first_and_replicas_claim_disjoint_batches(pg_e
             await service.upsert_targets(session, [WebhookConfig(
                 id="default", url="http://127.0.0.1:9/hook", events=["ticket.assigned"])])
             for event in events:
-                await planner.plan_deliveries(session, event)
+                await planner.plan_deliveries(session, [event])
 
         lease, now = timedelta(seconds=30), utcnow()
         async with sessions() as first, first.begin():

@@ -236,3 +236,23 @@ async def test_on_every_takes_a_run_of_mixed_types_then_each_typed_handler_in_or
     typed.on(TicketClosed)(close)
     assert not typed.joins(TicketCreated.event_type, TicketCreated.event_type)
     assert not await typed.dispatch([created], session=None)  # type: ignore[arg-type]
+
+
+def test_a_batch_handler_takes_runs_of_any_of_its_types_and_only_its_own() -> None:
+    """The notifier plans a run of mixed events at once: consecutive events join when
+    one batch handler was registered for both types, never across two handlers."""
+    from escalator.shared.consumer import Handlers
+    from escalator.shared.events import TicketAssigned, TicketClosed, TicketCreated
+
+    handlers = Handlers()
+
+    async def plan(events: list[CloudEvent[Any]], *, session: Any) -> None: ...
+    async def route(events: list[CloudEvent[Any]], *, session: Any) -> None: ...
+
+    handlers.on_batch(TicketCreated, TicketClosed)(plan)
+    handlers.on_batch(TicketAssigned)(route)
+    created, closed = TicketCreated.event_type, TicketClosed.event_type
+    assert handlers.joins(created, closed) and handlers.joins(closed, created)
+    assert handlers.joins(created, created)
+    assert not handlers.joins(created, TicketAssigned.event_type)
+    assert not handlers.joins(TicketAssigned.event_type, closed)

@@ -113,9 +113,9 @@ class Handlers:
     def on_batch(self, *models: type[EventData]) -> Callable[[Handler], Handler]:
         """Like ``on``, but ``fn(events, *, session)`` takes a list of events, in order.
 
-        The fast path gives it every run of consecutive events of these types in a batch
-        at once (one partition's events, so one key's events stay in order); the careful
-        path gives it one event at a time."""
+        The fast path gives it every run of consecutive events of the types it was
+        registered for, mixed or not, at once (one key's events stay in order); the
+        careful path gives it one event at a time."""
 
         def register(fn: Handler) -> Handler:
             self.on(*models)(fn)
@@ -137,7 +137,10 @@ class Handlers:
 
     def joins(self, before: str, after: str) -> bool:
         """Whether the fast path applies consecutive events of these types as one run."""
-        return self._every is not None or (before == after and after in self._batched)
+        if self._every is not None:
+            return True
+        return (before in self._batched and after in self._batched
+                and self._by_type[before] is self._by_type[after])
 
     def topics(self) -> list[str]:
         if self._every is not None:

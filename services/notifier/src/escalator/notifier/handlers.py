@@ -43,13 +43,15 @@ DIRECTORY = "notifier.directory"
 handlers = Handlers()
 
 
-@handlers.on(TicketAssigned, TicketEscalated, TicketUnassignable, SlaBreached, SlaWarning,
-             SlaUpdateDue, TicketCreated, TicketUpdated, TicketAcknowledged, TicketResolved,
-             TicketClosed, TicketCommented, TicketReopened, TicketLinked,
-             TicketEscalationRequested)
-async def notify(event: CloudEvent[Any], *, session: AsyncSession) -> None:
+@handlers.on_batch(TicketAssigned, TicketEscalated, TicketUnassignable, SlaBreached,
+                   SlaWarning, SlaUpdateDue, TicketCreated, TicketUpdated, TicketAcknowledged,
+                   TicketResolved, TicketClosed, TicketCommented, TicketReopened, TicketLinked,
+                   TicketEscalationRequested)
+async def notify(events: list[CloudEvent[Any]], *, session: AsyncSession) -> None:
+    """Every run of events, whatever their types, planned together (``plan_deliveries``:
+    a few statements per run instead of two per event)."""
     runtime = runtime_of(session)
-    planned = await planner.plan_deliveries(session, event, runtime.extras.get(DIRECTORY))
+    planned = await planner.plan_deliveries(session, events, runtime.extras.get(DIRECTORY))
     dispatcher: Dispatcher | None = runtime.extras.get(DISPATCHER)
     if planned and dispatcher is not None:
         on_commit(session, dispatcher.wake)
