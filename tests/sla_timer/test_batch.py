@@ -1,9 +1,11 @@
-"""A run of creations in one consumer batch: every ticket's clocks start once."""
+"""Runs of ticket events in one consumer batch: every ticket's clocks start once, and a
+run of mixed events ends where applying them one at a time ends."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 
@@ -13,11 +15,18 @@ from escalator.shared.events import (
     Severity,
     TicketAcknowledged,
     TicketAssigned,
+    TicketClosed,
+    TicketCommented,
     TicketCreated,
+    TicketCustomerReplied,
+    TicketReopened,
+    TicketResolved,
+    TicketWaitingOnCustomer,
     utcnow,
 )
 from tests.sla_timer.helpers import (
     clocks,
+    comment,
     new_ticket_id,
     policy_file,
     serving,
@@ -128,3 +137,54 @@ async def test_a_run_of_acknowledgements_meets_each_tickets_clocks_at_its_first(
                 assert datetime.fromisoformat(met[name]["met_at"]) == now + timedelta(
                     seconds=delay), (ticket, name)
             assert met["resolution"]["status"] == "running"
+
+
+async def test_a_run_of_mixed_events_ends_as_one_event_at_a_time(
+    env: Env, tmp_path: Path
+) -> None:
+    """Every ticket handler shares one batch handler: a poll holding a ticket's whole
+    life (creation, assignment, a reply, waiting, the customer's answer, resolution,
+    reopening, closing) reads its clocks once and applies each event to them in order.
+    A second ticket gets the same events one batch each: both end with the same clocks."""
+    config = policy_file(tmp_path, {"id": "std", "match": {"category": "std"},
+                                    "first_response": "PT1H", "next_update": "PT4H",
+                                    "resolution": "PT8H"})
+    together, alone = new_ticket_id(), new_ticket_id()
+    now = utcnow()
+
+    def life(ticket: str) -> list[CloudEvent[Any]]:
+        def at(seconds: int) -> datetime:
+            return now + timedelta(seconds=seconds)
+
+        return [
+            ticket_event(TicketCreated, ticket, category="std", at=now),
+            _assigned(ticket, 0, at(1)),
+            ticket_event(TicketCommented, ticket, category="std", at=at(60),
+                         comment=comment(at(60))),
+            ticket_event(TicketWaitingOnCustomer, ticket, category="std", at=at(70)),
+            ticket_event(TicketCustomerReplied, ticket, category="std", at=at(300),
+                         comment=comment(at(300), author_type="customer")),
+            ticket_event(TicketAcknowledged, ticket, category="std", at=at(400)),
+            ticket_event(TicketResolved, ticket, category="std", at=at(900)),
+            ticket_event(TicketReopened, ticket, category="std", at=at(1000)),
+            ticket_event(TicketClosed, ticket, category="std", at=at(2000)),
+        ]
+
+    def records(events: list[CloudEvent[Any]], first: int) -> list[ConsumerRecord[bytes, bytes]]:
+        return [ConsumerRecord(f"{env.prefix}{e.data.topic}", 0, first + n, 0, 0,
+                               e.subject.encode(), e.model_dump_json().encode(), None, 0, 0,
+                               ()) for n, e in enumerate(events)]
+
+    async with serving(env, settings(env, config), consumer_ready=False) as svc:
+        runner = svc.runtime.runner
+        assert runner is not None
+        assert await runner._apply_batch("one poll", records(life(together), 0))
+        for n, event in enumerate(life(alone)):
+            assert await runner._apply_batch("one event", records([event], 100 + n))
+        ended = [sorted((c["name"], c["cycle"], c["status"], c["level"], c["met_at"],
+                         c["stopped_at"], c["due_at"]) for c in await clocks(svc, ticket))
+                 for ticket in (together, alone)]
+    assert ended[0] == ended[1]
+    assert [(name, cycle, status) for name, cycle, status, *_ in ended[0]] == [
+        ("acknowledgement", 0, "met"), ("first_response", 0, "met"),  # the public reply
+        ("next_update", 0, "stopped"), ("resolution", 0, "met"), ("resolution", 1, "stopped")]

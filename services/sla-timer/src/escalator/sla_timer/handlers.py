@@ -115,22 +115,29 @@ async def _calendar(session: AsyncSession, clock: Clock) -> Calendar:
 TicketHandler = Callable[[AsyncSession, CloudEvent[Any], list[Clock]], Awaitable[None]]
 
 
+#: Each ticket event type's handler (``per_ticket``).
+_PER_TICKET: dict[str, TicketHandler] = {}
+
+
+async def _apply_run(events: list[CloudEvent[Any]], *, session: AsyncSession) -> None:
+    held = await service.clocks_of_many(session, [e.data.ticket_id for e in events], lock=True)
+    for event in events:
+        await _PER_TICKET[event.type](session, event, held.setdefault(event.data.ticket_id, []))
+
+
 def per_ticket(*models: type[EventData]) -> Callable[[TicketHandler], TicketHandler]:
     """Register ``fn(session, event, clocks)``, given its ticket's clocks, locked.
 
-    A run of these events (one type, in order) reads and locks every ticket's clocks with
-    one query, then each event is applied to its ticket's list, which gains the clocks
-    the run's earlier events started. A read per event cost more than the rest of the
-    handling: the query, and the flush of the previous event's changes it made first."""
+    Every handler registered here shares one batch handler, so a run of ticket events of
+    any types (in order) reads and locks its tickets' clocks with one query; each event
+    is then applied to its ticket's list, which gains the clocks the run's earlier events
+    started. A read per event, or per run of one type, cost more than the handling: the
+    query, and the flush of the previous events' changes it made first."""
 
     def register(fn: TicketHandler) -> TicketHandler:
-        async def run(events: list[CloudEvent[Any]], *, session: AsyncSession) -> None:
-            held = await service.clocks_of_many(session, [e.data.ticket_id for e in events],
-                                                lock=True)
-            for event in events:
-                await fn(session, event, held.setdefault(event.data.ticket_id, []))
-
-        handlers.on_batch(*models)(run)
+        for model in models:
+            _PER_TICKET[model.event_type] = fn
+        handlers.on_batch(*models)(_apply_run)
         return fn
 
     return register
