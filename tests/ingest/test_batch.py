@@ -8,7 +8,7 @@ from sqlalchemy import select
 from escalator.ingest import batch, customers
 from escalator.ingest.inbound import CustomerRef, Inbound
 from escalator.ingest.main import SPEC
-from escalator.ingest.models import CustomerAccount, Ticket
+from escalator.ingest.models import CustomerAccount, ThreadKey, Ticket, TicketComment
 from escalator.ingest.service import Outcome
 from escalator.shared.events import utcnow
 from tests.ingest.helpers import ingest_settings
@@ -50,3 +50,46 @@ async def test_bulk_equals_one_by_one_and_redoes_a_lost_race(env: Env) -> None:
             assert rows["r-2"].customer_tier == "premium"
             assert rows["r-1"].description == "Still failing."
             assert rows["r-1"].customer_account_id == rows["r-3"].customer_account_id
+
+
+def _mail(own: str, *parents: str, sender: str = "ana@acme.example") -> Inbound:
+    """An email as ``email_in.parse`` normalizes it: the thread's root is the ticket's
+    external id, every Message-ID of the thread a reference."""
+    root = parents[0] if parents else own
+    return Inbound(channel="email", external_id=root, subject="Invoices", mode="reply",
+                   description=f"Message {own}.", author=sender,
+                   customer=CustomerRef(email=sender, name="Ana"),
+                   thread_refs=list(dict.fromkeys([own, *parents])))
+
+
+async def test_new_email_threads_are_created_in_bulk_and_replies_still_join_them(
+    env: Env
+) -> None:
+    """New threads take the set-based path with their Message-IDs; a reply in the same
+    call to one of them, or to a thread stored before, continues that ticket."""
+    async with running(SPEC, ingest_settings(env)) as svc:
+        runtime, config = svc.runtime, svc.runtime.extras["config"]
+        [earlier] = (await batch.store_many(
+            runtime.sessionmaker, [(0, _mail("<m0@x>"))], config)).values()
+        events = [_mail("<m1@x>"), _mail("<m2@x>", "<m1@x>", sender="bo@acme.example"),
+                  _mail("<m3@x>"), _mail("<m4@x>", "<m0@x>"), _mail("<m1@x>")]
+        async with runtime.sessionmaker() as session, session.begin():
+            fresh, slow = await batch._split(session, list(enumerate(events)))
+        assert [i for i, _ in fresh] == [0, 2]  # new threads; the rest continue one
+        results = await batch.store_many(runtime.sessionmaker, list(enumerate(events)), config)
+        outcomes = [results[i] for i in range(len(events))]
+        assert all(isinstance(o, Outcome) for o in outcomes)
+        first, reply, other, late, again = outcomes
+        assert isinstance(earlier, Outcome) and isinstance(first, Outcome)
+        assert [o.created for o in outcomes if isinstance(o, Outcome)] == [
+            True, False, True, False, False]
+        assert reply == again == Outcome(first.ticket_id, False)
+        assert late == Outcome(earlier.ticket_id, False)
+        async with runtime.sessionmaker() as session:
+            keys = {k.key: k.ticket_id for k in await session.scalars(select(ThreadKey))}
+            comments = (await session.scalars(select(TicketComment.body).where(
+                TicketComment.ticket_id == first.ticket_id))).all()
+        assert keys == {"<m0@x>": earlier.ticket_id, "<m4@x>": earlier.ticket_id,
+                        "<m1@x>": first.ticket_id, "<m2@x>": first.ticket_id,
+                        "<m3@x>": other.ticket_id}  # type: ignore[union-attr]
+        assert sorted(comments) == ["Message <m1@x>.", "Message <m2@x>."]

@@ -2,12 +2,12 @@
 
 Per-event ingestion costs several statements (lookups, a savepoint, inserts), and each
 statement costs far more in the driver and ORM than in the database; for many events
-that dominates. Here the new conversations among them are resolved with one query per
-kind (existing tickets; accounts with their identities) and inserted together (one
-multi-row INSERT per table). Everything else (follow-ups, email threads, monitoring
-states, repeats of a conversation already in the same call) goes through
-``service.ingest`` one by one, each in its own savepoint so a refused event leaves the
-others stored.
+that dominates. Here the new conversations among them (new email threads included)
+are resolved with one query per kind (existing tickets and thread ids; accounts with
+their identities) and inserted together (one multi-row INSERT per table). Everything
+else (follow-ups, replies in a known thread, monitoring states, repeats of a
+conversation already in the same call) goes through ``service.ingest`` one by one, each
+in its own savepoint so a refused event leaves the others stored.
 
 The result equals applying the events one at a time in their order: an event is taken
 on the fast path only if no earlier event of the call concerns the same conversation,
@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from escalator.ingest import customers, service
 from escalator.ingest.config import IngestConfig
 from escalator.ingest.inbound import Inbound
-from escalator.ingest.models import Base, CustomerAccount, CustomerIdentity, Ticket
+from escalator.ingest.models import Base, CustomerAccount, CustomerIdentity, ThreadKey, Ticket
 from escalator.ingest.service import Outcome
 from escalator.shared.events import CloudEvent, Customer
 from escalator.shared.outbox import publish_many
@@ -39,6 +39,7 @@ from escalator.shared.problems import Problem
 Indexed = list[tuple[int, Inbound]]
 Results = dict[int, Outcome | Problem]
 _TICKETS = Base.metadata.tables[Ticket.__tablename__]
+_THREADS = Base.metadata.tables[ThreadKey.__tablename__]
 
 
 async def store_many(sessionmaker: async_sessionmaker[AsyncSession], inbounds: Indexed,
@@ -84,32 +85,38 @@ async def ingest_many(session: AsyncSession, inbounds: Indexed, config: IngestCo
 
 
 async def _split(session: AsyncSession, inbounds: Indexed) -> tuple[Indexed, Indexed]:
-    """(events that open a ticket for a conversation nobody has seen, all the others)."""
+    """(events that open a ticket for a conversation nobody has seen, all the others).
+
+    An event's conversation is known by its external id and, for email, by every
+    Message-ID of its thread (``thread_refs``), as ``service.find_conversation`` looks it
+    up: the event is new when none of these names a ticket (one query each for the call)
+    and no earlier event of the call shares one with it."""
     if not inbounds:
         return [], []
-    # A thread reference may join any conversation of its channel: keep such channels
-    # entirely on the ordered path.
-    threaded = {inbound.channel for _, inbound in inbounds if inbound.thread_refs}
     by_channel: dict[str, set[str]] = defaultdict(set)
+    refs: dict[str, set[str]] = defaultdict(set)
     for _, inbound in inbounds:
-        if inbound.channel not in threaded:
-            by_channel[inbound.channel].add(inbound.external_id)
-    if not by_channel:
-        return [], inbounds
+        by_channel[inbound.channel].add(inbound.external_id)
+        refs[inbound.channel].update(inbound.thread_refs)
     rows = await session.execute(select(Ticket.channel, Ticket.external_id).where(or_(*(
         and_(Ticket.channel == channel, Ticket.external_id.in_(ids))
         for channel, ids in by_channel.items()))))
-    existing = {(channel, external_id) for channel, external_id in rows}
+    known = {(channel, external_id) for channel, external_id in rows}
+    if any(refs.values()):
+        rows = await session.execute(select(ThreadKey.channel, ThreadKey.key).where(or_(*(
+            and_(ThreadKey.channel == channel, ThreadKey.key.in_(keys))
+            for channel, keys in refs.items() if keys))))
+        known.update((channel, key) for channel, key in rows)
     fresh, slow = [], []
     seen: set[tuple[str, str]] = set()
     for index, inbound in inbounds:
-        key = (inbound.channel, inbound.external_id)
-        simple = inbound.mode not in ("resolve", "acknowledge") and key[0] not in threaded
-        if simple and key not in existing and key not in seen:
+        names = {(inbound.channel, inbound.external_id),
+                 *((inbound.channel, ref) for ref in inbound.thread_refs)}
+        if inbound.mode not in ("resolve", "acknowledge") and names.isdisjoint(known | seen):
             fresh.append((index, inbound))
         else:
             slow.append((index, inbound))
-        seen.add(key)
+        seen |= names
     return fresh, slow
 
 
@@ -164,6 +171,12 @@ async def _bulk_create(session: AsyncSession, fresh: Indexed,
         session.add_all(identities)
     # Core INSERT of plain rows: no ORM object per ticket, one multi-row statement.
     await session.execute(insert(_TICKETS), [row for _, _, row, _, _ in built])
+    # Every id of a new email thread names its ticket, as ``service._create`` stores them.
+    threads = [{"channel": inbound.channel, "key": ref, "ticket_id": row["id"]}
+               for _, inbound, row, _, _ in built
+               for ref in dict.fromkeys(ref[:500] for ref in inbound.thread_refs)]
+    if threads:
+        await session.execute(insert(_THREADS), threads)
     results: dict[int, Outcome] = {}
     events: list[CloudEvent[Any]] = []
     for index, inbound, row, decision, customer in built:
