@@ -112,7 +112,8 @@ async def _split(session: AsyncSession, inbounds: Indexed) -> tuple[Indexed, Ind
     for index, inbound in inbounds:
         names = {(inbound.channel, inbound.external_id),
                  *((inbound.channel, ref) for ref in inbound.thread_refs)}
-        if inbound.mode not in ("resolve", "acknowledge") and names.isdisjoint(known | seen):
+        if (inbound.mode not in ("resolve", "acknowledge") and names.isdisjoint(known)
+                and names.isdisjoint(seen)):
             fresh.append((index, inbound))
         else:
             slow.append((index, inbound))

@@ -101,10 +101,11 @@ async def project(session: AsyncSession, events: list[CloudEvent[Any]]
     """Fold what each event says about its ticket into the projection; returns, per
     event, its ticket's row as that event left it (None: a ticket never heard of).
 
-    Three statements for a run of events, not two per event: the run's rows are read at
+    A few statements for a run of events, not two per event: the run's rows are read at
     once, folded in memory in order (each event's view is the row after it), and each
-    ticket written once, with only the columns its events stated, as the upsert per
-    event did (a column no event stated keeps what another writer put there). Core
+    ticket written once (one upsert per set of columns), with only the columns its
+    events stated, as the upsert per event did (a column no event stated keeps what
+    another writer put there). Core
     statements on the table: the ORM's identity map is not refreshed by them, so ORM
     reads of the projection in the same transaction ask for ``populate_existing``."""
     ids = list(dict.fromkeys(event.subject for event in events))
