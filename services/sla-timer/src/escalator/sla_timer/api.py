@@ -45,7 +45,7 @@ write = require("sla:write")
             responses={404: {"description": "No clock for this ticket (unknown, or no "
                                             "policy matched it)"}})
 async def ticket_clocks(ticket_id: str, session: SessionDep) -> TicketClocks:
-    clocks = await service.clocks_of(session, ticket_id)
+    clocks = (await service.clocks_of_many(session, [ticket_id])).get(ticket_id, [])
     if not clocks:
         raise Problem(404, "Not Found", f"no SLA clocks for ticket {ticket_id}")
     now = utcnow()

@@ -2,7 +2,7 @@
 
 Every transition takes the time it happened at (the event's time, or the timer loop's
 "now"), never the time it is processed, so a late-processed event is judged by when it
-happened. Each operation expects the clock rows locked by the caller (``clocks_of(...,
+happened. Each operation expects the clock rows locked by the caller (``clocks_of_many(...,
 lock=True)`` or the timer loop's claim), so a handler and a timer never both decide.
 
 A clock measures business time in its calendar: ``elapsed_seconds`` holds what earlier
@@ -98,8 +98,9 @@ def schedule(clock: Clock, calendar: Calendar, grace: float) -> None:
 
 async def clocks_of_many(session: AsyncSession, ticket_ids: list[str], *,
                          lock: bool = False) -> dict[str, list[Clock]]:
-    """``clocks_of`` for many tickets with one query (locked in ticket order, so two
-    transactions locking overlapping sets queue rather than deadlock)."""
+    """Each ticket's clocks in the order they started, for many tickets with one query
+    (locked in ticket order, so two transactions locking overlapping sets queue rather
+    than deadlock)."""
     query = (select(Clock).where(among(Clock.ticket_id, "tickets", session))
              .order_by(Clock.ticket_id, Clock.started_at, Clock.name, Clock.cycle))
     if lock:
@@ -109,13 +110,6 @@ async def clocks_of_many(session: AsyncSession, ticket_ids: list[str], *,
         found.setdefault(clock.ticket_id, []).append(clock)
     return found
 
-
-async def clocks_of(session: AsyncSession, ticket_id: str, *, lock: bool = False) -> list[Clock]:
-    query = (select(Clock).where(Clock.ticket_id == ticket_id)
-             .order_by(Clock.started_at, Clock.name, Clock.cycle))
-    if lock:
-        query = query.with_for_update()
-    return list((await session.scalars(query)).all())
 
 
 def elapsed(clock: Clock, calendar: Calendar, now: datetime) -> float:
