@@ -7,12 +7,13 @@ cluster), services started as real processes by ``scripts.devstack``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,3 +174,58 @@ async def open_loop(url: str, rate: float, seconds: float, headers: dict[str, st
         for client in opened:
             await client.__aexit__()
     return offered
+
+
+#: How often the stand-in for autovacuum looks (autovacuum's own default is a minute; the
+#: benchmark's phases are shorter than a running system's day, so it looks sooner).
+ANALYZE_EVERY = float(os.environ.get("BENCH_ANALYZE_EVERY", "10"))
+
+
+@contextlib.asynccontextmanager
+async def autovacuum_stand_in(schemas: list[str]) -> AsyncIterator[bool]:
+    """While the block runs, analyse the tables of ``schemas`` as autovacuum would, if
+    the server has it off (yields whether the stand-in runs).
+
+    Without statistics, PostgreSQL keeps planning every table as the empty one it was
+    at start: the plans the drivers prepared then scan whole tables for each lookup,
+    costing more the longer the benchmark runs (at 100 events/s for a few minutes, the
+    notifier's claim of due deliveries grew to 4 ms a call, and a batch of 1,000 new
+    tickets spent 120 ms looking up 1,000 names). A server with its default settings
+    analyses a table once 50 rows plus a tenth of it changed; so does this, by the same
+    rule (``n_mod_since_analyze``).
+    """
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(PG_URL)
+    try:
+        async with engine.connect() as conn:
+            if (await conn.scalar(text("SHOW autovacuum"))) == "on":
+                yield False
+                return
+
+        async def analyse() -> None:
+            while True:
+                await asyncio.sleep(ANALYZE_EVERY)
+                async with engine.connect() as conn:
+                    due = (await conn.execute(text(
+                        "SELECT format('%I.%I', s.schemaname, s.relname)"
+                        " FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid"
+                        " WHERE s.schemaname = ANY(:schemas)"
+                        " AND s.n_mod_since_analyze > 50 + 0.1 * greatest(c.reltuples, 0)"),
+                        {"schemas": schemas})).scalars().all()
+                    for table in due:
+                        await conn.execute(text(f"ANALYZE {table}"))
+                    await conn.commit()
+
+        task = asyncio.create_task(analyse())
+        try:
+            yield True
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    finally:
+        await engine.dispose()

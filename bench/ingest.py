@@ -13,6 +13,7 @@ measured maximum rate (paced, open loop), and the batch endpoint's events per se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -23,7 +24,15 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from bench.common import PG_URL, ROOT, RawHttpClient, Report, open_loop, percentile
+from bench.common import (
+    PG_URL,
+    ROOT,
+    RawHttpClient,
+    Report,
+    autovacuum_stand_in,
+    open_loop,
+    percentile,
+)
 from scripts.devstack import Broker, Stack, free_port
 
 SECTION = "ingest"
@@ -172,7 +181,9 @@ async def run(report: Report) -> None:
     noop = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "uvicorn", "bench.ingest:noop_app", "--port", str(noop_port),
         "--log-level", "warning", "--no-access-log", cwd=ROOT)
+    statistics = contextlib.AsyncExitStack()
     try:
+        await statistics.enter_async_context(autovacuum_stand_in([schema]))
         stack.start(["ingest"])
         await asyncio.to_thread(stack.wait_ready, 90)
         await _wait_http(f"http://127.0.0.1:{noop_port}")
@@ -197,8 +208,11 @@ async def run(report: Report) -> None:
         report.add(SECTION, "batch endpoint (1,000 per request)", per_second, "events/s",
                    target=">= 20,000", ok=per_second >= 20_000)
     finally:
-        noop.terminate()
-        await asyncio.wait_for(noop.wait(), 10)
-        await asyncio.to_thread(stack.stop)
-        broker.stop()
-        await _drop_schema(schema)
+        try:
+            await statistics.aclose()
+        finally:
+            noop.terminate()
+            await asyncio.wait_for(noop.wait(), 10)
+            await asyncio.to_thread(stack.stop)
+            broker.stop()
+            await _drop_schema(schema)

@@ -41,7 +41,15 @@ from pathlib import Path
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.common import PG_URL, ROOT, RawHttpClient, Report, open_loop, percentile
+from bench.common import (
+    PG_URL,
+    ROOT,
+    RawHttpClient,
+    Report,
+    autovacuum_stand_in,
+    open_loop,
+    percentile,
+)
 from bench.ingest import closed_loop, noop_app  # noqa: F401 - noop_app runs in its process
 from bench.ingest import event as noop_event
 from escalator.shared.bus import ensure_topics
@@ -439,8 +447,11 @@ async def run(report: Report) -> None:
         sys.executable, "-m", "uvicorn", "bench.ingest:noop_app", "--port", str(noop_port),
         "--log-level", "warning", "--no-access-log", cwd=ROOT)
     observer: Observer | None = None
+    statistics = contextlib.AsyncExitStack()
     try:
         await system.start()
+        await statistics.enter_async_context(autovacuum_stand_in(
+            [env["ESCALATOR_DB_SCHEMA"] for env in system.stack.per_service.values()]))
         url = f"http://127.0.0.1:{system.stack.ports['ingest']}"
 
         # The limits, measured in the same run on the same machine.
@@ -555,9 +566,12 @@ async def run(report: Report) -> None:
         report.add(SECTION, "done twice (assignments, breaches, webhooks)", twice, "count",
                    target="0", ok=twice == 0)
     finally:
-        if noop.returncode is None:
-            noop.terminate()
-            await noop.wait()
-        if observer is not None:
-            await observer.stop()
-        await system.stop()
+        try:
+            await statistics.aclose()
+        finally:
+            if noop.returncode is None:
+                noop.terminate()
+                await noop.wait()
+            if observer is not None:
+                await observer.stop()
+            await system.stop()

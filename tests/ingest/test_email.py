@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from escalator.ingest import email_in
+from escalator.ingest import email_in, textutil
 from escalator.shared.problems import Problem
 from tests.ingest.helpers import fixture_bytes
 
@@ -63,3 +63,13 @@ def test_attachment_limit() -> None:
         parse(fixture_bytes("email_multipart_reply.eml"), limit=10)
     assert caught.value.status == 413
     assert caught.value.extensions["errors"][0]["field"] == "attachments.relatorio-erros.pdf"
+
+
+@pytest.mark.parametrize(("raw", "stored"), [
+    ("Checkout fails.\n\tSince 09:10 UTC.", "Checkout fails.\n\tSince 09:10 UTC."),
+    ("Fatura\x00 duplicada\x1b[31m\r\n", "Fatura duplicada[31m"),
+    ("zero\u200bwidth and bidi\u202e marks", "zerowidth and bidi marks"),
+    ("  Στάλθηκε\u00a0από\u3000o telefone\rdela  ", "Στάλθηκε από o telefone\ndela"),
+])
+def test_clean_keeps_text_and_layout_drops_control_characters(raw: str, stored: str) -> None:
+    assert textutil.clean(raw) == stored

@@ -32,6 +32,7 @@ from escalator.ingest.config import IngestConfig
 from escalator.ingest.inbound import Inbound
 from escalator.ingest.models import Base, CustomerAccount, CustomerIdentity, ThreadKey, Ticket
 from escalator.ingest.service import Outcome
+from escalator.shared.db import among
 from escalator.shared.events import CloudEvent, Customer
 from escalator.shared.outbox import publish_many
 from escalator.shared.problems import Problem
@@ -98,15 +99,8 @@ async def _split(session: AsyncSession, inbounds: Indexed) -> tuple[Indexed, Ind
     for _, inbound in inbounds:
         by_channel[inbound.channel].add(inbound.external_id)
         refs[inbound.channel].update(inbound.thread_refs)
-    rows = await session.execute(select(Ticket.channel, Ticket.external_id).where(or_(*(
-        and_(Ticket.channel == channel, Ticket.external_id.in_(ids))
-        for channel, ids in by_channel.items()))))
-    known = {(channel, external_id) for channel, external_id in rows}
-    if any(refs.values()):
-        rows = await session.execute(select(ThreadKey.channel, ThreadKey.key).where(or_(*(
-            and_(ThreadKey.channel == channel, ThreadKey.key.in_(keys))
-            for channel, keys in refs.items() if keys))))
-        known.update((channel, key) for channel, key in rows)
+    known = await _named(session, Ticket.channel, Ticket.external_id, by_channel)
+    known |= await _named(session, ThreadKey.channel, ThreadKey.key, refs)
     fresh, slow = [], []
     seen: set[tuple[str, str]] = set()
     for index, inbound in inbounds:
@@ -121,6 +115,24 @@ async def _split(session: AsyncSession, inbounds: Indexed) -> tuple[Indexed, Ind
     return fresh, slow
 
 
+async def _named(session: AsyncSession, channel_column: Any, name_column: Any,
+                 names: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """Which (channel, name) pairs of ``names`` the table holds, in one query.
+
+    Each channel's names are one array parameter (``among``): an IN list of a thousand
+    bound values is planned as a scan of the whole table (11 ms at 41,000 tickets, growing
+    with it; it was two thirds of PostgreSQL's time in the batch benchmark), the array as
+    one index probe per name."""
+    wanted = {channel: sorted(values) for channel, values in names.items() if values}
+    if not wanted:
+        return set()
+    params = {f"names_{n}": values for n, values in enumerate(wanted.values())}
+    rows = await session.execute(select(channel_column, name_column).where(or_(*(
+        and_(channel_column == channel, among(name_column, f"names_{n}", session))
+        for n, channel in enumerate(wanted)))), params)
+    return {(channel, name) for channel, name in rows}
+
+
 async def _bulk_create(session: AsyncSession, fresh: Indexed,
                        config: IngestConfig) -> dict[int, Outcome]:
     refs = [inbound.customer for _, inbound in fresh]
@@ -130,8 +142,10 @@ async def _bulk_create(session: AsyncSession, fresh: Indexed,
     found = await session.execute(
         select(CustomerAccount, CustomerIdentity.key)
         .outerjoin(CustomerIdentity, and_(CustomerIdentity.customer_id == CustomerAccount.id,
-                                          CustomerIdentity.key.in_(keys)))
-        .where(or_(CustomerIdentity.key.in_(keys), CustomerAccount.id.in_(ids))))
+                                          among(CustomerIdentity.key, "keys", session)))
+        .where(or_(among(CustomerIdentity.key, "keys", session),
+                   among(CustomerAccount.id, "ids", session))),
+        {"keys": sorted(keys), "ids": sorted(ids)})
     owner: dict[str, str] = {}
     accounts: dict[str, CustomerAccount] = {}
     for known_account, key in found:

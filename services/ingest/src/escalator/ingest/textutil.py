@@ -64,10 +64,17 @@ def looks_like_html(text: str) -> bool:
 
 
 def clean(text: str) -> str:
-    """Plain text for storage: HTML converted, control characters dropped."""
+    """Plain text for storage: HTML converted, line ends made ``\n``, control and format
+    characters dropped, and other spaces (no-break, ideographic, ...) made plain spaces,
+    so words they separate stay apart."""
     if looks_like_html(text):
         text = html_to_text(text)
-    return "".join(c for c in text if c in "\n\t" or c.isprintable()).strip()
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # Nearly all text is clean: one pass in C says so, the filter runs only when not.
+    if not text.replace("\n", "").replace("\t", "").isprintable():
+        text = "".join(c if c in "\n\t" or c.isprintable() else " " if c.isspace() else ""
+                       for c in text)
+    return text.strip()
 
 
 _QUOTE_HEADER = re.compile(
