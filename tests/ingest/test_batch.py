@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from escalator.ingest import batch, customers
+from escalator.ingest import batch, customers, service
 from escalator.ingest.inbound import CustomerRef, Inbound
 from escalator.ingest.main import SPEC
 from escalator.ingest.models import CustomerAccount, ThreadKey, Ticket, TicketComment
@@ -93,3 +93,36 @@ async def test_new_email_threads_are_created_in_bulk_and_replies_still_join_them
                         "<m1@x>": first.ticket_id, "<m2@x>": first.ticket_id,
                         "<m3@x>": other.ticket_id}  # type: ignore[union-attr]
         assert sorted(comments) == ["Message <m1@x>.", "Message <m2@x>."]
+
+
+async def test_a_ticket_stored_in_bulk_has_every_column_the_careful_path_writes(
+        env: Env) -> None:
+    """The bulk path writes its rows as one array per column (PostgreSQL): each column,
+    JSON and booleans included, must read back as the ORM path stores it."""
+    async with running(SPEC, ingest_settings(env)) as svc:
+        runtime = svc.runtime
+        config = runtime.extras["config"]
+
+        def chat(external_id: str, details: dict[str, object] | None) -> Inbound:
+            return Inbound(channel="chat", external_id=external_id, subject="Orders stuck",
+                           description="I will cancel my contract if this goes on.",
+                           mode="reply", details=details,
+                           customer=CustomerRef(email="vip@acme.example", name="Vi P"))
+
+        transcript = {"transcript": [{"from": "bot", "text": "Let me pass you on."}],
+                      "handoff": True}
+        bulk = [chat("bulk-1", transcript), chat("bulk-2", None)]
+        results = await batch.store_many(runtime.sessionmaker, list(enumerate(bulk)), config)
+        assert all(isinstance(r, Outcome) and r.created for r in results.values())
+        async with runtime.sessionmaker() as session, session.begin():
+            await service.ingest(session, chat("one-1", transcript), config)
+            await service.ingest(session, chat("one-2", None), config)
+        skip = {"id", "external_id", "created_at", "updated_at"}
+        async with runtime.sessionmaker() as session:
+            rows = {t.external_id: {c: getattr(t, c) for c in Ticket.__table__.columns.keys()
+                                    if c not in skip}
+                    for t in await session.scalars(select(Ticket))}
+        assert rows["bulk-1"] == rows["one-1"]
+        assert rows["bulk-2"] == rows["one-2"]
+        assert rows["bulk-1"]["details"] == transcript and rows["bulk-1"]["executive"] is True
+        assert not rows["bulk-2"]["details"]

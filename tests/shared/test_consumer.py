@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from escalator.shared.bus import ensure_topics
 from escalator.shared.consumer import ConsumerRunner
@@ -256,3 +257,21 @@ def test_a_batch_handler_takes_runs_of_any_of_its_types_and_only_its_own() -> No
     assert handlers.joins(created, created)
     assert not handlers.joins(created, TicketAssigned.event_type)
     assert not handlers.joins(TicketAssigned.event_type, closed)
+
+
+async def test_start_up_warns_when_postgresql_will_never_analyse(
+        pg_env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    """Without autovacuum the plans made while tables were empty stay (seq scans that
+    grow with the tables): the operator is told at start, whichever way the server is."""
+    settings = pg_env.settings(ProbeSettings)
+    engine = make_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            autovacuum = await conn.scalar(text("SHOW autovacuum"))
+        with caplog.at_level(logging.WARNING, logger="escalator.shared.migrations"):
+            await upgrade(engine, settings, SPEC.migrations)
+    finally:
+        await engine.dispose()
+    warned = [r for r in caplog.records if "autovacuum off" in r.getMessage()]
+    assert len(warned) == (1 if autovacuum == "off" else 0)
+    assert all(settings.db_schema in r.getMessage() for r in warned)

@@ -55,6 +55,13 @@ async def upgrade(
     if engine.dialect.name == "postgresql":
         async with engine.begin() as conn:
             await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{settings.db_schema}"'))
+            if await conn.scalar(text("SHOW autovacuum")) == "off":
+                log.warning(
+                    "PostgreSQL runs with autovacuum off: the tables of schema %s will "
+                    "never be analysed, so statements keep the plans made while they were "
+                    "empty and lookups turn into scans of whole tables as they grow. Turn "
+                    "autovacuum on, or run ANALYZE on the schema regularly",
+                    settings.db_schema)
     cfg = alembic_config(migrations_dir)
 
     def _run(connection: Connection) -> None:

@@ -20,6 +20,7 @@ savepoint of its own.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from typing import Any
 
@@ -32,7 +33,7 @@ from escalator.ingest.config import IngestConfig
 from escalator.ingest.inbound import Inbound
 from escalator.ingest.models import Base, CustomerAccount, CustomerIdentity, ThreadKey, Ticket
 from escalator.ingest.service import Outcome
-from escalator.shared.db import among
+from escalator.shared.db import among, unnested
 from escalator.shared.events import CloudEvent, Customer
 from escalator.shared.outbox import publish_many
 from escalator.shared.problems import Problem
@@ -133,6 +134,14 @@ async def _named(session: AsyncSession, channel_column: Any, name_column: Any,
     return {(channel, name) for channel, name in rows}
 
 
+@functools.cache
+def _insert_arrays(columns: tuple[str, ...]) -> Any:
+    """The new tickets as one array per column (PostgreSQL): one statement whatever their
+    number, where executemany bound and sent each row on its own and PostgreSQL ran an
+    INSERT per ticket."""
+    return insert(_TICKETS).from_select(columns, unnested(_TICKETS, columns))
+
+
 async def _bulk_create(session: AsyncSession, fresh: Indexed,
                        config: IngestConfig) -> dict[int, Outcome]:
     refs = [inbound.customer for _, inbound in fresh]
@@ -184,8 +193,14 @@ async def _bulk_create(session: AsyncSession, fresh: Indexed,
         session.add_all(new_accounts)
         await session.flush()  # accounts before the identities that reference them
         session.add_all(identities)
-    # Core INSERT of plain rows: no ORM object per ticket, one multi-row statement.
-    await session.execute(insert(_TICKETS), [row for _, _, row, _, _ in built])
+    # Core INSERT of plain rows: no ORM object per ticket.
+    rows = [row for _, _, row, _, _ in built]
+    if session.get_bind().dialect.name == "postgresql":
+        columns = tuple(rows[0])  # every row of ``service.new_ticket`` has the same keys
+        await session.execute(_insert_arrays(columns),
+                              {name: [row[name] for row in rows] for name in columns})
+    else:
+        await session.execute(insert(_TICKETS), rows)
     # Every id of a new email thread names its ticket, as ``service._create`` stores them.
     threads = [{"channel": inbound.channel, "key": ref, "ticket_id": row["id"]}
                for _, inbound, row, _, _ in built
