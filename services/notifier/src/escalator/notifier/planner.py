@@ -42,7 +42,7 @@ from escalator.notifier.models import (
 from escalator.notifier.rules import Person, Rule, TicketView, customer_person, facts, matches
 from escalator.notifier.rules import resolve as resolve_role
 from escalator.notifier.schedule import WorkingHours, is_urgent, next_working_time
-from escalator.shared.db import conflict_insert, per_transaction
+from escalator.shared.db import among, conflict_insert, per_transaction
 from escalator.shared.events import (
     CloudEvent,
     Contact,
@@ -110,7 +110,8 @@ async def project(session: AsyncSession, events: list[CloudEvent[Any]]
     reads of the projection in the same transaction ask for ``populate_existing``."""
     ids = list(dict.fromkeys(event.subject for event in events))
     rows: dict[str, dict[str, Any]] = {row.ticket_id: dict(row._mapping) for row in (
-        await session.execute(select(_tickets).where(_tickets.c.ticket_id.in_(ids))))}
+        await session.execute(select(_tickets).where(
+            among(_tickets.c.ticket_id, "tickets", session)), {"tickets": ids}))}
     stated: dict[str, dict[str, Any]] = {}
     views: list[dict[str, Any] | None] = []
     for event in events:

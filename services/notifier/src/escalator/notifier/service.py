@@ -23,7 +23,7 @@ from escalator.notifier import metrics
 from escalator.notifier.config import WebhookConfig
 from escalator.notifier.models import Delivery, DeliveryStatus, RuleRow, TicketRow, WebhookTarget
 from escalator.notifier.rules import Rule
-from escalator.shared.db import conflict_insert, on_commit
+from escalator.shared.db import among, conflict_insert, on_commit
 from escalator.shared.events import DLQ, NotificationFailed, NotificationSent, utcnow
 from escalator.shared.outbox import emit, enqueue
 from escalator.shared.pagination import newest_first
@@ -146,7 +146,8 @@ async def _drop_moot(session: AsyncSession, claims: list[Claim]) -> list[Claim]:
         return claims
     finished = {row.ticket_id: (row.status, row.status_at) for row in (await session.execute(
         select(TicketRow.ticket_id, TicketRow.status, TicketRow.status_at)
-        .where(TicketRow.ticket_id.in_(sorted(candidates)), TicketRow.status.in_(_FINISHED))
+        .where(among(TicketRow.ticket_id, "tickets", session),
+               TicketRow.status.in_(_FINISHED)), {"tickets": sorted(candidates)}
     )).all()}
     moot: dict[str, list[str]] = {}
     kept = []
@@ -159,11 +160,11 @@ async def _drop_moot(session: AsyncSession, claims: list[Claim]) -> list[Claim]:
             kept.append(claim)
     for status, ids in moot.items():
         await session.execute(
-            update(Delivery).where(Delivery.id.in_(ids))
+            update(Delivery).where(among(Delivery.id, "ids", session))
             .values(status=DeliveryStatus.cancelled.value, next_attempt_at=None,
                     attempts=Delivery.attempts - 1,
                     last_error=f"ticket {status} before this was sent")
-            .execution_options(synchronize_session=False))
+            .execution_options(synchronize_session=False), {"ids": ids})
     cancelled = Counter(c.channel for c in claims if c not in kept)
     on_commit(session, lambda: _count(cancelled, "cancelled"))
     return kept

@@ -23,6 +23,7 @@ from escalator.postmortem.config import config_of
 from escalator.postmortem.models import ActionItem, Postmortem, Survey, TimelineEvent
 from escalator.postmortem.schemas import UNFINISHED, Measures
 from escalator.postmortem.timeline import Entry, measure
+from escalator.shared.db import among
 
 RECURRING_AT = 2
 
@@ -104,8 +105,8 @@ async def load(session: AsyncSession, start: datetime, end: datetime) -> list[Re
         .order_by(Postmortem.closed_at, Postmortem.id)))
     by_ticket: dict[str, list[Entry]] = {r.ticket_id: [] for r in rows}
     for chunk in _chunks(list(by_ticket), 500):
-        events = await session.scalars(select(TimelineEvent)
-                                       .where(TimelineEvent.ticket_id.in_(chunk)))
+        events = await session.scalars(select(TimelineEvent).where(
+            among(TimelineEvent.ticket_id, "tickets", session)), {"tickets": chunk})
         for e in events:
             by_ticket[e.ticket_id].append(Entry(e.event_id, e.type, e.time, json.loads(e.data),
                                                 e.source))
@@ -127,11 +128,11 @@ async def summary(session: AsyncSession, start: datetime, end: datetime, *,
     surveys: list[Survey] = []
     items: list[ActionItem] = []
     for chunk in _chunks(tickets, 500):
-        surveys += list(await session.scalars(select(Survey)
-                                              .where(Survey.ticket_id.in_(chunk))))
+        surveys += list(await session.scalars(select(Survey).where(
+            among(Survey.ticket_id, "tickets", session)), {"tickets": chunk}))
     for chunk in _chunks(ids, 500):
-        items += list(await session.scalars(select(ActionItem)
-                                            .where(ActionItem.postmortem_id.in_(chunk))))
+        items += list(await session.scalars(select(ActionItem).where(
+            among(ActionItem.postmortem_id, "ids", session)), {"ids": chunk}))
     return build(start, end, reviewed, surveys, items, today=today), reviewed
 
 
