@@ -181,10 +181,19 @@ async def open_loop(url: str, rate: float, seconds: float, headers: dict[str, st
 ANALYZE_EVERY = float(os.environ.get("BENCH_ANALYZE_EVERY", "10"))
 
 
+@dataclass
+class StandIn:
+    """What ``autovacuum_stand_in`` did: whether it ran (the server has autovacuum off)
+    and how many tables it analysed, for the report."""
+
+    running: bool = False
+    analysed: int = 0
+
+
 @contextlib.asynccontextmanager
-async def autovacuum_stand_in(schemas: list[str]) -> AsyncIterator[bool]:
+async def autovacuum_stand_in(schemas: list[str]) -> AsyncIterator[StandIn]:
     """While the block runs, analyse the tables of ``schemas`` as autovacuum would, if
-    the server has it off (yields whether the stand-in runs).
+    the server has it off.
 
     Without statistics, PostgreSQL keeps planning every table as the empty one it was
     at start: the plans the drivers prepared then scan whole tables for each lookup,
@@ -200,11 +209,13 @@ async def autovacuum_stand_in(schemas: list[str]) -> AsyncIterator[bool]:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     engine = create_async_engine(PG_URL)
+    done = StandIn()
     try:
         async with engine.connect() as conn:
             if (await conn.scalar(text("SHOW autovacuum"))) == "on":
-                yield False
+                yield done
                 return
+        done.running = True
 
         async def analyse() -> None:
             while True:
@@ -219,10 +230,11 @@ async def autovacuum_stand_in(schemas: list[str]) -> AsyncIterator[bool]:
                     for table in due:
                         await conn.execute(text(f"ANALYZE {table}"))
                     await conn.commit()
+                done.analysed += len(due)
 
         task = asyncio.create_task(analyse())
         try:
-            yield True
+            yield done
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
