@@ -191,7 +191,8 @@ class StandIn:
 
 
 @contextlib.asynccontextmanager
-async def autovacuum_stand_in(schemas: list[str]) -> AsyncIterator[StandIn]:
+async def autovacuum_stand_in(schemas: list[str], every: float = ANALYZE_EVERY
+                              ) -> AsyncIterator[StandIn]:
     """While the block runs, analyse the tables of ``schemas`` as autovacuum would, if
     the server has it off.
 
@@ -219,7 +220,7 @@ async def autovacuum_stand_in(schemas: list[str]) -> AsyncIterator[StandIn]:
 
         async def analyse() -> None:
             while True:
-                await asyncio.sleep(ANALYZE_EVERY)
+                await asyncio.sleep(every)
                 async with engine.connect() as conn:
                     due = (await conn.execute(text(
                         "SELECT format('%I.%I', s.schemaname, s.relname)"

@@ -1,0 +1,49 @@
+"""The benchmarks' stand-in for autovacuum: on a server with autovacuum off it analyses
+the tables that changed enough, by autovacuum's rule; on one with it on it does nothing.
+Without it, a benchmark on such a server measures plans made for empty tables."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bench.common import autovacuum_stand_in
+from tests.support import PG_URL, new_prefix
+
+
+async def test_stand_in_analyses_what_autovacuum_would(postgres_available: None) -> None:
+    schema = f"{new_prefix().rstrip('.')}_stats"
+    engine = create_async_engine(PG_URL)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+            await conn.execute(text(f'CREATE TABLE "{schema}".busy (id int)'))
+            await conn.execute(text(f'CREATE TABLE "{schema}".quiet (id int)'))
+            await conn.execute(text(f'INSERT INTO "{schema}".busy SELECT generate_series(1, 200)'))
+            await conn.execute(text(f'INSERT INTO "{schema}".quiet SELECT generate_series(1, 10)'))
+            autovacuum = await conn.scalar(text("SHOW autovacuum"))
+
+        async def analysed() -> set[str]:
+            async with engine.connect() as conn:
+                return set((await conn.execute(text(
+                    "SELECT relname FROM pg_stat_user_tables WHERE schemaname = :s"
+                    " AND last_analyze IS NOT NULL"), {"s": schema})).scalars())
+
+        async with autovacuum_stand_in([schema], every=0.2) as done:
+            for _ in range(50):  # the server's statistics reach pg_stat within a second
+                if await analysed() or autovacuum == "on":
+                    break
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(0.5)  # a few more rounds: the quiet table must stay alone
+        if autovacuum == "off":
+            assert done.running
+            assert await analysed() == {"busy"}  # 10 rows changed: under 50 + 10 %
+            assert done.analysed == 1
+        else:
+            assert not done.running and done.analysed == 0
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        await engine.dispose()
