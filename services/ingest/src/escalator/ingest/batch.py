@@ -24,7 +24,7 @@ import functools
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, bindparam, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -127,11 +127,33 @@ async def _named(session: AsyncSession, channel_column: Any, name_column: Any,
     wanted = {channel: sorted(values) for channel, values in names.items() if values}
     if not wanted:
         return set()
-    params = {f"names_{n}": values for n, values in enumerate(wanted.values())}
-    rows = await session.execute(select(channel_column, name_column).where(or_(*(
-        and_(channel_column == channel, among(name_column, f"names_{n}", session))
-        for n, channel in enumerate(wanted)))), params)
-    return {(channel, name) for channel, name in rows}
+    query = _names_query(channel_column, name_column, len(wanted),
+                         session.get_bind().dialect.name)
+    params: dict[str, Any] = {}
+    for n, (channel, values) in enumerate(wanted.items()):
+        params[f"channel_{n}"], params[f"names_{n}"] = channel, values
+    return {(channel, name) for channel, name in await session.execute(query, params)}
+
+
+@functools.cache
+def _names_query(channel_column: Any, name_column: Any, channels: int, dialect: str) -> Any:
+    """``_named``'s query for so many channels, built once: building it and its cache key
+    anew cost about as much CPU as a round trip."""
+    return select(channel_column, name_column).where(or_(*(
+        and_(channel_column == bindparam(f"channel_{n}"),
+             among(name_column, f"names_{n}", dialect))
+        for n in range(channels))))
+
+
+@functools.cache
+def _accounts_query(dialect: str) -> Any:
+    """The accounts named by id (``ids``) and those behind any identity (``keys``), each
+    with the key that found it: one query, built once."""
+    return (select(CustomerAccount, CustomerIdentity.key)
+            .outerjoin(CustomerIdentity, and_(CustomerIdentity.customer_id == CustomerAccount.id,
+                                              among(CustomerIdentity.key, "keys", dialect)))
+            .where(or_(among(CustomerIdentity.key, "keys", dialect),
+                       among(CustomerAccount.id, "ids", dialect))))
 
 
 @functools.cache
@@ -147,14 +169,8 @@ async def _bulk_create(session: AsyncSession, fresh: Indexed,
     refs = [inbound.customer for _, inbound in fresh]
     keys = {key for ref in refs for key in customers.identity_keys(ref)}
     ids = {ref.account_id for ref in refs if ref.account_id}
-    # One query: the accounts named by id, and those behind any identity, with the key.
-    found = await session.execute(
-        select(CustomerAccount, CustomerIdentity.key)
-        .outerjoin(CustomerIdentity, and_(CustomerIdentity.customer_id == CustomerAccount.id,
-                                          among(CustomerIdentity.key, "keys", session)))
-        .where(or_(among(CustomerIdentity.key, "keys", session),
-                   among(CustomerAccount.id, "ids", session))),
-        {"keys": sorted(keys), "ids": sorted(ids)})
+    found = await session.execute(_accounts_query(session.get_bind().dialect.name),
+                                  {"keys": sorted(keys), "ids": sorted(ids)})
     owner: dict[str, str] = {}
     accounts: dict[str, CustomerAccount] = {}
     for known_account, key in found:
