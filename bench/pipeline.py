@@ -565,9 +565,7 @@ async def run(report: Report) -> None:
                  + sum(1 for n in seen.deliveries.values() if n > 1))
         report.add(SECTION, "done twice (assignments, breaches, webhooks)", twice, "count",
                    target="0", ok=twice == 0)
-        if stand_in.running:
-            report.add(SECTION, "tables analysed by the autovacuum stand-in (server: off)",
-                       stand_in.analysed, "tables")
+        stand_in.report(report, SECTION)
     finally:
         try:
             await statistics.aclose()

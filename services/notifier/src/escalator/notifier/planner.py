@@ -96,7 +96,6 @@ def _projected(event: CloudEvent[Any]) -> dict[str, Any]:
     return values
 
 
-
 @functools.cache
 def _projection_query(dialect: str) -> Any:
     """The projection rows of a run's tickets (``tickets``), built once: building it and
@@ -113,13 +112,13 @@ async def project(session: AsyncSession, events: list[CloudEvent[Any]]
     once, folded in memory in order (each event's view is the row after it), and each
     ticket written once (one upsert per set of columns), with only the columns its
     events stated, as the upsert per event did (a column no event stated keeps what
-    another writer put there). Core
-    statements on the table: the ORM's identity map is not refreshed by them, so ORM
-    reads of the projection in the same transaction ask for ``populate_existing``."""
+    another writer put there). Core statements on the table: the ORM's identity map is
+    not refreshed by them, so ORM reads of the projection in the same transaction ask
+    for ``populate_existing``."""
+    dialect = session.get_bind().dialect.name
     ids = list(dict.fromkeys(event.subject for event in events))
     rows: dict[str, dict[str, Any]] = {row.ticket_id: dict(row._mapping) for row in (
-        await session.execute(_projection_query(session.get_bind().dialect.name),
-                              {"tickets": ids}))}
+        await session.execute(_projection_query(dialect), {"tickets": ids}))}
     stated: dict[str, dict[str, Any]] = {}
     views: list[dict[str, Any] | None] = []
     for event in events:
@@ -135,7 +134,6 @@ async def project(session: AsyncSession, events: list[CloudEvent[Any]]
     for ticket_id, values in stated.items():
         by_columns.setdefault(tuple(sorted(values)), []).append(
             {"ticket_id": ticket_id, "executive": False, **values})
-    dialect = session.get_bind().dialect.name
     for columns, params in by_columns.items():
         await session.execute(_upsert(dialect, columns), params)
     return views

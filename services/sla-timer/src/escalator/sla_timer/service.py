@@ -118,7 +118,6 @@ def _clocks_query(dialect: str, lock: bool) -> Any:
     return query.with_for_update() if lock else query
 
 
-
 def elapsed(clock: Clock, calendar: Calendar, now: datetime) -> float:
     """Business seconds the clock has counted up to ``now`` (or until it ended)."""
     ends = [t for t in (clock.met_at, clock.stopped_at, now) if t is not None]
