@@ -195,6 +195,42 @@ async def test_one_batch_mixing_good_duplicate_and_poison_applies_each_good_even
         await engine.dispose()
 
 
+async def test_a_run_joining_two_topics_counts_each_event_under_its_own_topic(
+    env: Env,
+) -> None:
+    """One poll reads every subscribed topic and a handler may take their events as one
+    run; dashboards of events per topic must still see each event where it came from."""
+    from prometheus_client import REGISTRY
+
+    from escalator.shared.consumer import Handlers
+
+    settings = env.settings(ProbeSettings)
+    engine = make_engine(settings)
+    await upgrade(engine, settings, SPEC.migrations)
+    every = Handlers()
+
+    @every.on_every
+    async def keep(events: list[CloudEvent[Any]], *, session: Any) -> None:
+        return None
+
+    def consumed(topic: str) -> float:
+        return REGISTRY.get_sample_value("escalator_events_consumed_total", {
+            "topic": topic, "type": "ticket.created", "outcome": "processed"}) or 0.0
+
+    before = {topic: consumed(topic) for topic in ("tickets", "assignments")}
+    first, second = (envelope(ticket_created()) for _ in range(2))
+    on_assignments = ConsumerRecord("assignments", 0, 0, 0, 0, *reversed(wire(second)), None,
+                                    0, 0, ())
+    try:
+        runner = ConsumerRunner(settings, make_sessionmaker(engine), every)
+        assert await runner._apply_batch("tickets-0, assignments-0",
+                                         [_record(0, first), on_assignments])
+        assert {topic: consumed(topic) - before[topic] for topic in before} == {
+            "tickets": 1, "assignments": 1}
+    finally:
+        await engine.dispose()
+
+
 @pytest.mark.parametrize("sqlstate", ["57P01", "57P03", "08006", "40P01"])
 def test_a_restarting_database_is_an_infrastructure_error(sqlstate: str) -> None:
     """A PostgreSQL restart must retry the batch, not crash the consumer (make chaos)."""

@@ -465,7 +465,7 @@ class ConsumerRunner:
             claimed.discard(event.id)  # a second copy in the same batch is a duplicate
             fresh.append((topic, event))
         for run in self._runs(fresh):
-            topic, first = run[0]
+            first = run[0][1]
             started = time.perf_counter()
             single = len(run) == 1
             with log_context(event_id=first.id if single else None,
@@ -483,11 +483,13 @@ class ConsumerRunner:
             # Every event of a run waited for the whole run: that is its processing time.
             elapsed, now = time.perf_counter() - started, utcnow()
             outcome = "processed" if handled else "skipped"
-            for _, event in run:
-                metrics.EVENT_PROCESSING.labels(topic, event.type).observe(elapsed)
-                metrics.EVENT_AGE.labels(topic, event.type).observe(
+            # A run may join events of several topics (one poll reads them all): each is
+            # counted under its own.
+            for event_topic, event in run:
+                metrics.EVENT_PROCESSING.labels(event_topic, event.type).observe(elapsed)
+                metrics.EVENT_AGE.labels(event_topic, event.type).observe(
                     max((now - event.time).total_seconds(), 0.0))
-                outcomes.append((topic, event.type, outcome))
+                outcomes.append((event_topic, event.type, outcome))
         return outcomes
 
     def _runs(
