@@ -159,6 +159,12 @@ class Seen:
 
     sent: dict[str, float] = field(default_factory=dict)
     assigned: dict[str, float] = field(default_factory=dict)
+    #: The hops between: each event's own time (stamped by the service that made it)
+    #: and its record's (stamped by the relay that published it).
+    created_made: dict[str, float] = field(default_factory=dict)
+    created_published: dict[str, float] = field(default_factory=dict)
+    assigned_made: dict[str, float] = field(default_factory=dict)
+    assigned_published: dict[str, float] = field(default_factory=dict)
     notified: dict[str, float] = field(default_factory=dict)
     due: dict[str, float] = field(default_factory=dict)
     reassigned: dict[str, float] = field(default_factory=dict)
@@ -180,7 +186,7 @@ class Observer:
         self.seen = seen
         self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                          fetch_max_wait_ms=20, max_poll_records=2000)
-        self.topics = [f"{prefix}assignments", f"{prefix}sla"]
+        self.topics = [f"{prefix}tickets", f"{prefix}assignments", f"{prefix}sla"]
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -205,8 +211,14 @@ class Observer:
                     event = json.loads(record.value or b"{}")
                     ticket, data = event.get("subject", ""), event.get("data", {})
                     kind = event.get("type")
-                    if kind == "ticket.assigned":
-                        seen.assigned.setdefault(ticket, now)
+                    if kind == "ticket.created":
+                        seen.created_made.setdefault(ticket, _epoch(event["time"]))
+                        seen.created_published.setdefault(ticket, record.timestamp / 1e3)
+                    elif kind == "ticket.assigned":
+                        if ticket not in seen.assigned:
+                            seen.assigned[ticket] = now
+                            seen.assigned_made[ticket] = _epoch(event["time"])
+                            seen.assigned_published[ticket] = record.timestamp / 1e3
                         if data.get("level") == 0 and not data.get("reassignment"):
                             seen.first_assignments[ticket] += 1
                     elif kind == "ticket.escalated" and data.get("trigger") == "sla_breach":
@@ -526,6 +538,16 @@ async def run(report: Report) -> None:
                    "ratio", ok=len(assigned) == len(tickets))
         report.add(SECTION, "steady: notified / accepted (when settled)",
                    len(notified) / max(len(tickets), 1), "ratio", ok=len(notified) == len(tickets))
+        # Where ingest -> assigned goes: the request until ingest made the event, its
+        # relay, the router (broker, fetch and decision), its relay, the observer's fetch.
+        hops = (("sent", seen.sent), ("ingest made", seen.created_made),
+                ("published", seen.created_published), ("router made", seen.assigned_made),
+                ("published", seen.assigned_published), ("seen", seen.assigned))
+        for (start, a), (end, b) in zip(hops, hops[1:], strict=False):
+            values = seen.latencies(a, b, tickets)
+            for q in (50, 99):
+                report.add(SECTION, f"hop {start} -> {end} p{q}",
+                           percentile(values, q) * 1e3, "ms")
         for name, values, target in (("ingest -> assigned", assigned, 0.25),
                                      ("ingest -> notified", notified, None),
                                      ("deadline -> reassigned", reassigned, None)):
