@@ -82,3 +82,13 @@ def test_language_detection_and_fold() -> None:
     assert detect_language("Por favor, o sistema não está funcionando com o nosso") == "pt"
     assert detect_language("ok") is None
     assert fold("  Pérdida   DE datos ") == "perdida de datos"
+
+
+def test_language_is_guessed_from_the_opening_of_a_long_message() -> None:
+    """What the customer wrote comes first; a pasted log or forwarded English thread
+    after it must neither outvote it nor cost CPU per character of a 100 KB body."""
+    opening = "Por favor, o sistema não está funcionando com o nosso cartão. " * 40
+    pasted = "ERROR the export is not ready and the worker is down, please retry. " * 1500
+    assert len(opening) >= 2_000  # rules.LANGUAGE_SAMPLE
+    assert detect_language(opening + pasted) == "pt"
+    assert detect_language(pasted + opening) == "en"
