@@ -22,11 +22,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     bindparam,
     event,
     func,
+    literal_column,
     select,
     text,
+    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -291,6 +294,26 @@ def unnested(table: Table, arrays_of: Sequence[str], scalars: Sequence[str] = ()
         arrays(*((prefix + name, table.c[name].type) for name in arrays_of)),
         *(bindparam(prefix + name, type_=table.c[name].type) for name in scalars),
     )
+
+
+def held(*columns: Any) -> Any:
+    """Which of many keys (one array parameter per column, named like it) a table holds,
+    PostgreSQL: ``unnest(arrays) JOIN LATERAL (SELECT 1 ... WHERE key = row LIMIT 1)``.
+
+    The lateral subquery with its ``LIMIT`` is planned on its own, as an equality on the
+    key, which is an index probe whatever the statistics say; ``IN (SELECT unnest(...))``
+    is a join the planner may hash instead. A prepared statement keeps the plan made
+    while its table was empty until the table is analysed: the join's plan then read
+    every ticket of the channel for each lookup (24 ms at 10,000 tickets, single-event
+    ingest at 650 req/s against 1,630 with statistics), the probes' stays at one probe per
+    key. ``columns`` must be a unique key of one table.
+    """
+    keys = arrays(*((column.name, column.type) for column in columns))
+    hit = (select(literal_column("1"))
+           .where(and_(*(column == keys.c[column.name] for column in columns)))
+           .limit(literal_column("1")).lateral())
+    return select(*(keys.c[column.name] for column in columns)).select_from(keys).join(
+        hit, true())
 
 
 class InsertNew:

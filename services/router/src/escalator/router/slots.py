@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from escalator.router.catalog import Catalog, PathInfo, config_version
 from escalator.router.models import Agent, Assignment, RoundRobin
 from escalator.router.roster import Ask, Pick, Slot, choose
-from escalator.shared.db import among, arrays, conflict_insert
+from escalator.shared.db import among, arrays, conflict_insert, held
 
 agents = cast(Table, Agent.__table__)
 cursors = cast(Table, RoundRobin.__table__)
@@ -107,7 +107,7 @@ async def lock(session: AsyncSession, known: Catalog, agent_ids: Iterable[str],
     if not (missing or keys or asked):
         return here
     rows = (await _run(session, _reads(session.get_bind().dialect.name),
-                       {"ids": missing, "keys": keys, "tickets": asked})).all()
+                       {"ids": missing, "keys": keys, "ticket_id": asked})).all()
     version = None
     # Rows unpacked as tuples: a level's agents are hundreds of rows per batch, and a
     # Row's attribute access cost more than the Slot built from it.
@@ -137,7 +137,9 @@ def _kind(kind: int) -> Any:
 
 @functools.cache
 def _reads(dialect: str) -> Any:
-    """``lock``'s statement, built once per dialect (``among`` differs)."""
+    """``lock``'s statement, built once per dialect (``among`` differs). Which tickets
+    are routed already is a probe per ticket on PostgreSQL (``held``): as a join, the plan
+    made on an empty table scanned every assignment until the table was analysed."""
     locked = (select(agents.c.id, agents.c.open_tickets, agents.c.available,
                      agents.c.max_open_tickets)
               .where(among(agents.c.id, "ids", dialect))
@@ -145,6 +147,9 @@ def _reads(dialect: str) -> Any:
     turns = (select(cursors.c.key, cursors.c.last_agent_id, cursors.c.turns)
              .where(among(cursors.c.key, "keys", dialect))
              .order_by(cursors.c.key).with_for_update().cte("turns"))
+    routed = (held(assignments.c.ticket_id) if dialect == "postgresql" else
+              select(assignments.c.ticket_id)
+              .where(among(assignments.c.ticket_id, "ticket_id", dialect))).subquery("routed")
     text_null, int_null, bool_null = (null().cast(kind) for kind in (String(), Integer(),
                                                                      Boolean()))
     return union_all(
@@ -152,8 +157,7 @@ def _reads(dialect: str) -> Any:
                locked.c.max_open_tickets, text_null),
         select(_kind(_CURSOR), turns.c.key, turns.c.turns, bool_null, int_null,
                turns.c.last_agent_id),
-        select(_kind(_ROUTED), assignments.c.ticket_id, int_null, bool_null, int_null,
-               text_null).where(among(assignments.c.ticket_id, "tickets", dialect)),
+        select(_kind(_ROUTED), routed.c.ticket_id, int_null, bool_null, int_null, text_null),
         select(_kind(_VERSION), text_null, config_version.c.version, bool_null, int_null,
                text_null),
     )
