@@ -22,7 +22,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    and_,
     bindparam,
     event,
     func,
@@ -296,21 +295,22 @@ def unnested(table: Table, arrays_of: Sequence[str], scalars: Sequence[str] = ()
     )
 
 
-def held(*columns: Any) -> Any:
+def held(*columns: Any, where: Sequence[Any] = ()) -> Any:
     """Which of many keys (one array parameter per column, named like it) a table holds,
-    PostgreSQL: ``unnest(arrays) JOIN LATERAL (SELECT 1 ... WHERE key = row LIMIT 1)``.
+    PostgreSQL: ``unnest(arrays) JOIN LATERAL (SELECT 1 ... WHERE key = row LIMIT 1)``,
+    among the rows that also meet ``where``.
 
-    The lateral subquery with its ``LIMIT`` is planned on its own, as an equality on the
-    key, which is an index probe whatever the statistics say; ``IN (SELECT unnest(...))``
-    is a join the planner may hash instead. A prepared statement keeps the plan made
-    while its table was empty until the table is analysed: the join's plan then read
-    every ticket of the channel for each lookup (24 ms at 10,000 tickets, single-event
-    ingest at 650 req/s against 1,630 with statistics), the probes' stays at one probe per
-    key. ``columns`` must be a unique key of one table.
+    The lateral subquery with its ``LIMIT`` is planned on its own, as an equality on
+    indexed columns, which is an index probe whatever the statistics say;
+    ``IN (SELECT unnest(...))`` is a join the planner may hash instead. A prepared
+    statement keeps the plan made while its table was empty until the table is analysed:
+    the join's plan then read every ticket of the channel for each lookup (24 ms at
+    10,000 tickets, single-event ingest at 650 req/s against 1,630 with statistics), the
+    probes' stays at one probe per key. ``columns`` must lead an index of one table.
     """
     keys = arrays(*((column.name, column.type) for column in columns))
     hit = (select(literal_column("1"))
-           .where(and_(*(column == keys.c[column.name] for column in columns)))
+           .where(*(column == keys.c[column.name] for column in columns), *where)
            .limit(literal_column("1")).lateral())
     return select(*(keys.c[column.name] for column in columns)).select_from(keys).join(
         hit, true())
