@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import text
 
 from escalator.shared.db import make_engine
@@ -33,47 +35,87 @@ async def test_a_pooled_connection_whose_backend_was_terminated_is_replaced(
         await other.dispose()
 
 
-async def test_held_finds_keys_by_index_probes_even_with_a_plan_made_on_an_empty_table(
-    pg_env: Env,
-) -> None:
-    """``held`` answers which keys a table holds; and since a prepared statement keeps the
-    plan it got while its table was empty (until the table is analysed), that plan must
-    already probe the key's index: a hash join there reads the whole table per lookup
-    (what ingest's conversation lookup did, 24 ms at 10,000 tickets)."""
-    from sqlalchemy import Column, MetaData, String, Table, UniqueConstraint
+async def _plan_after_growth(conn: Any, query: Any, empty: str, full: str, fill: str) -> str:
+    """The plan of ``query`` prepared (and used past the point where PostgreSQL settles on
+    a generic plan) while its table was empty, once ``fill`` has grown the table."""
     from sqlalchemy.dialects import postgresql
 
-    from escalator.shared.db import held
+    sql = str(query.compile(dialect=postgresql.asyncpg.dialect()))
+    await conn.execute(text(f"PREPARE lookup AS {sql}"))
+    for _ in range(6):
+        await conn.execute(text(f"EXECUTE lookup({empty})"))
+    await conn.execute(text(fill))
+    plan = "\n".join((await conn.execute(text(f"EXPLAIN EXECUTE lookup({full})"))).scalars())
+    await conn.execute(text("DEALLOCATE lookup"))
+    return plan
+
+
+def _probes(plan: str) -> bool:
+    return "Index" in plan and "Seq Scan" not in plan and "Hash" not in plan
+
+
+async def test_held_and_per_key_probe_the_index_even_with_a_plan_made_on_an_empty_table(
+    pg_env: Env,
+) -> None:
+    """``held`` answers which keys a table holds, ``per_key`` fetches the rows of many
+    keys. A prepared statement keeps the plan it got while its table was empty (until the
+    table is analysed), so that plan must already probe the key's index: a hash join
+    there reads the whole table per lookup (ingest's conversation lookup: 24 ms at 10,000
+    tickets; the sla-timer's clock read)."""
+    from sqlalchemy import (
+        Column,
+        DateTime,
+        MetaData,
+        String,
+        Table,
+        Text,
+        UniqueConstraint,
+        select,
+    )
+
+    from escalator.shared.db import held, per_key
 
     settings = pg_env.settings(ProbeSettings)
-    threads = Table("threads", MetaData(), Column("id", String, primary_key=True),
+    metadata = MetaData()
+    threads = Table("threads", metadata, Column("id", String, primary_key=True),
                     Column("channel", String(20)), Column("key", String(200)),
                     UniqueConstraint("channel", "key"))
-    query = held(threads.c.channel, threads.c.key)
+    clocks = Table("clocks", metadata, Column("id", String, primary_key=True),
+                   Column("ticket_id", String(36)), Column("name", String(40)),
+                   Column("started_at", DateTime(timezone=True)), Column("notes", Text),
+                   UniqueConstraint("ticket_id", "name"))
+    exists = held(threads.c.channel, threads.c.key)
+    rows, source = per_key(select(clocks).with_for_update(), clocks.c.ticket_id, "tickets")
+    fetch = select(rows.c.id).select_from(source).order_by(rows.c.ticket_id, rows.c.id)
     engine = make_engine(settings)
     try:
         async with engine.begin() as conn:
             await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{settings.db_schema}"'))
-            await conn.run_sync(threads.metadata.create_all)
+            await conn.run_sync(metadata.create_all)
             await conn.execute(threads.insert(), [
                 {"id": "1", "channel": "email", "key": "<a@x>"},
                 {"id": "2", "channel": "chat", "key": "s-1"}])
-            found = (await conn.execute(query, {
+            await conn.execute(clocks.insert(), [
+                {"id": str(n), "ticket_id": f"t-{n % 2}", "name": f"c{n}"} for n in range(4)])
+            found = (await conn.execute(exists, {
                 "channel": ["email", "email", "chat", "email"],
                 "key": ["<a@x>", "<b@x>", "<a@x>", "<a@x>"]})).all()
             assert sorted(found) == [("email", "<a@x>"), ("email", "<a@x>")]
+            assert (await conn.execute(fetch, {"tickets": ["t-1", "t-9"]})).scalars().all() \
+                == ["1", "3"]
 
             await conn.execute(threads.delete())
-            sql = str(query.compile(dialect=postgresql.asyncpg.dialect()))
-            await conn.execute(text(f"PREPARE lookup AS {sql}"))
-            for _ in range(6):  # past the point where PostgreSQL settles on a generic plan
-                await conn.execute(text("EXECUTE lookup(ARRAY['email'], ARRAY['<a@x>'])"))
-            await conn.execute(text(
+            plan = await _plan_after_growth(
+                conn, exists, "ARRAY['email'], ARRAY['<a@x>']",
+                "ARRAY['email', 'email'], ARRAY['<7@x>', '<9@x>']",
                 "INSERT INTO threads SELECT g::text, 'email', '<' || g || '@x>' "
-                "FROM generate_series(1, 5000) AS g"))
-            plan = "\n".join((await conn.execute(text(
-                "EXPLAIN EXECUTE lookup(ARRAY['email', 'email'], ARRAY['<7@x>', '<9@x>'])"
-            ))).scalars())
-            assert "Index" in plan and "Seq Scan" not in plan and "Hash" not in plan, plan
+                "FROM generate_series(1, 5000) AS g")
+            assert _probes(plan), plan
+            await conn.execute(clocks.delete())
+            plan = await _plan_after_growth(
+                conn, fetch, "ARRAY['t-1']", "ARRAY['t-7', 't-9']",
+                "INSERT INTO clocks SELECT g::text, 't-' || (g / 2), 'c' || (g % 2), now(), "
+                "repeat('n', 200) FROM generate_series(1, 20000) AS g")
+            assert _probes(plan), plan
     finally:
         await engine.dispose()

@@ -316,6 +316,19 @@ def held(*columns: Any, where: Sequence[Any] = ()) -> Any:
         hit, true())
 
 
+def per_key(query: Any, column: Any, name: str) -> tuple[Any, Any]:
+    """``query``'s rows whose ``column`` is one of the keys in the array parameter
+    ``name`` (PostgreSQL), found by probing ``column``'s index per key, as ``held`` does:
+    ``unnest($name) JOIN LATERAL (query AND column = key OFFSET 0)``. ``OFFSET 0`` keeps
+    the subquery from being merged into a join the planner may hash; a lock
+    (``with_for_update``) in ``query`` takes the rows key by key, in the array's order.
+    Returns (the rows as a lateral subquery, the FROM clause to select them from): select
+    its columns, or ``aliased(Entity, rows)`` for ORM objects."""
+    keys = arrays((name, column.type))
+    rows = query.where(column == keys.c[name]).offset(literal_column("0")).lateral()
+    return rows, keys.join(rows, true())
+
+
 class InsertNew:
     """``INSERT ... ON CONFLICT (key) DO NOTHING RETURNING key`` for many rows: which of
     them went in, the others being there already (an inbox claiming a batch's event ids,
