@@ -365,7 +365,10 @@ def among(column: Any, name: str, session: AsyncSession | AsyncConnection | str)
     prepared statement) is the same for any number of ids and nothing is rendered per id,
     unnested in a subquery: ``column = ANY($1)`` gets a generic plan that compares every
     row of the table with every id (20 ms for a thousand agents), a semi-join does not.
-    ``session`` may be the dialect's name, for a statement built once per dialect."""
+    But a semi-join planned while the table was empty may hash the whole table on every
+    call until it is analysed: lookups by key on tables that grow use ``held`` or
+    ``per_key``, which stay index probes. ``session`` may be the dialect's name, for a
+    statement built once per dialect."""
     if isinstance(session, str):
         dialect = session
     else:

@@ -142,6 +142,7 @@ async def _named(session: AsyncSession, channel_column: Any, name_column: Any,
 
 @functools.cache
 def _held_query(channel_column: Any, name_column: Any) -> Any:
+    """PostgreSQL's form of ``_named``'s query, built once."""
     return held(channel_column, name_column)
 
 
