@@ -321,7 +321,8 @@ def per_key(query: Any, column: Any, name: str) -> tuple[Any, Any]:
     ``name`` (PostgreSQL), found by probing ``column``'s index per key, as ``held`` does:
     ``unnest($name) JOIN LATERAL (query AND column = key OFFSET 0)``. ``OFFSET 0`` keeps
     the subquery from being merged into a join the planner may hash; a lock
-    (``with_for_update``) in ``query`` takes the rows key by key, in the array's order.
+    (``with_for_update``) in ``query`` takes the rows key by key, in the array's order
+    (and one key's rows in ``query``'s ``ORDER BY``, if it has one).
     Returns (the rows as a lateral subquery, the FROM clause to select them from): select
     its columns, or ``aliased(Entity, rows)`` for ORM objects."""
     keys = arrays((name, column.type))

@@ -115,8 +115,11 @@ def _clocks_query(dialect: str, lock: bool) -> Any:
     """``clocks_of_many``'s query, built once: building it and its cache key anew cost
     about as much CPU as its round trip."""
     if dialect == "postgresql":  # a probe per ticket, whatever the statistics (per_key)
-        mine = select(Clock).with_for_update() if lock else select(Clock)
-        rows, source = per_key(mine, Clock.ticket_id, "tickets")
+        # Ordered inside too: a lock takes one ticket's clocks in this order, whatever
+        # the plan, as the outer ORDER BY did when the lock was outside.
+        mine = select(Clock).order_by(Clock.started_at, Clock.name, Clock.cycle)
+        rows, source = per_key(mine.with_for_update() if lock else mine, Clock.ticket_id,
+                               "tickets")
         clock = aliased(Clock, rows)
         return select(clock).select_from(source).order_by(
             clock.ticket_id, clock.started_at, clock.name, clock.cycle)
