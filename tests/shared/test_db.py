@@ -84,8 +84,9 @@ async def test_held_and_per_key_probe_the_index_even_with_a_plan_made_on_an_empt
                    Column("ticket_id", String(36)), Column("name", String(40)),
                    Column("started_at", DateTime(timezone=True)), Column("notes", Text),
                    UniqueConstraint("ticket_id", "name"))
-    exists = held(threads.c.channel, threads.c.key)
-    rows, source = per_key(select(clocks).with_for_update(), clocks.c.ticket_id, "tickets")
+    exists = held(threads.c.channel, threads.c.key, dialect="postgresql")
+    rows, source = per_key(select(clocks).with_for_update(), clocks.c.ticket_id, "tickets",
+                           "postgresql")
     fetch = select(rows.c.id).select_from(source).order_by(rows.c.ticket_id, rows.c.id)
     engine = make_engine(settings)
     try:

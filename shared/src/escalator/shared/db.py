@@ -295,10 +295,10 @@ def unnested(table: Table, arrays_of: Sequence[str], scalars: Sequence[str] = ()
     )
 
 
-def held(*columns: Any, where: Sequence[Any] = ()) -> Any:
+def held(*columns: Any, dialect: str, where: Sequence[Any] = ()) -> Any:
     """Which of many keys (one array parameter per column, named like it) a table holds,
-    PostgreSQL: ``unnest(arrays) JOIN LATERAL (SELECT 1 ... WHERE key = row LIMIT 1)``,
-    among the rows that also meet ``where``.
+    among the rows that also meet ``where``; on PostgreSQL ``unnest(arrays) JOIN LATERAL
+    (SELECT 1 ... WHERE key = row LIMIT 1)``.
 
     The lateral subquery with its ``LIMIT`` is planned on its own, as an equality on
     indexed columns, which is an index probe whatever the statistics say;
@@ -307,7 +307,13 @@ def held(*columns: Any, where: Sequence[Any] = ()) -> Any:
     the join's plan then read every ticket of the channel for each lookup (24 ms at
     10,000 tickets, single-event ingest at 650 req/s against 1,630 with statistics), the
     probes' stays at one probe per key. ``columns`` must lead an index of one table.
+    SQLite takes one ``IN`` list per column: with several columns the answer may hold
+    more keys than were asked (each is still in the table), never fewer.
     """
+    if dialect != "postgresql":
+        return select(*columns).where(
+            *(column.in_(bindparam(column.name, expanding=True)) for column in columns),
+            *where)
     keys = arrays(*((column.name, column.type) for column in columns))
     hit = (select(literal_column("1"))
            .where(*(column == keys.c[column.name] for column in columns), *where)
@@ -316,15 +322,18 @@ def held(*columns: Any, where: Sequence[Any] = ()) -> Any:
         hit, true())
 
 
-def per_key(query: Any, column: Any, name: str) -> tuple[Any, Any]:
+def per_key(query: Any, column: Any, name: str, dialect: str) -> tuple[Any, Any]:
     """``query``'s rows whose ``column`` is one of the keys in the array parameter
-    ``name`` (PostgreSQL), found by probing ``column``'s index per key, as ``held`` does:
+    ``name``, found on PostgreSQL by probing ``column``'s index per key, as ``held`` does:
     ``unnest($name) JOIN LATERAL (query AND column = key OFFSET 0)``. ``OFFSET 0`` keeps
     the subquery from being merged into a join the planner may hash; a lock
     (``with_for_update``) in ``query`` takes the rows key by key, in the array's order
-    (and one key's rows in ``query``'s ``ORDER BY``, if it has one).
-    Returns (the rows as a lateral subquery, the FROM clause to select them from): select
-    its columns, or ``aliased(Entity, rows)`` for ORM objects."""
+    (and one key's rows in ``query``'s ``ORDER BY``, if it has one). SQLite takes an
+    ``IN`` list. Returns (the rows as a subquery, the FROM clause to select them from):
+    select its columns, or ``aliased(Entity, rows)`` for ORM objects."""
+    if dialect != "postgresql":
+        rows = query.where(column.in_(bindparam(name, expanding=True))).subquery()
+        return rows, rows
     keys = arrays((name, column.type))
     rows = query.where(column == keys.c[name]).offset(literal_column("0")).lateral()
     return rows, keys.join(rows, true())

@@ -24,7 +24,7 @@ import functools
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select
+from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -120,40 +120,26 @@ async def _named(session: AsyncSession, channel_column: Any, name_column: Any,
                  names: dict[str, set[str]]) -> set[tuple[str, str]]:
     """Which (channel, name) pairs of ``names`` the table holds, in one query.
 
-    On PostgreSQL the pairs are two arrays, each looked up by an index probe
+    The pairs are two arrays, each looked up by an index probe on PostgreSQL
     (``shared.db.held``): an ``IN`` list of a thousand bound values is planned as a scan of
     the whole table (11 ms at 41,000 tickets, growing with it), and a join against the
-    arrays as one too while the table has no statistics."""
-    wanted = {channel: sorted(values) for channel, values in names.items() if values}
-    if not wanted:
+    arrays as one too while the table has no statistics. (SQLite may answer pairs that
+    were not asked; they are in the table, and only asked ones are looked for.)"""
+    pairs = [(channel, name) for channel, values in names.items() for name in sorted(values)]
+    if not pairs:
         return set()
-    if session.get_bind().dialect.name == "postgresql":
-        pairs = [(channel, name) for channel, values in wanted.items() for name in values]
-        rows = await session.execute(_held_query(channel_column, name_column), {
-            channel_column.name: [channel for channel, _ in pairs],
-            name_column.name: [name for _, name in pairs]})
-        return {(channel, name) for channel, name in rows}
-    query = _names_query(channel_column, name_column, len(wanted))
-    params: dict[str, Any] = {}
-    for n, (channel, values) in enumerate(wanted.items()):
-        params[f"channel_{n}"], params[f"names_{n}"] = channel, values
-    return {(channel, name) for channel, name in await session.execute(query, params)}
+    rows = await session.execute(
+        _named_query(channel_column, name_column, session.get_bind().dialect.name),
+        {channel_column.name: [channel for channel, _ in pairs],
+         name_column.name: [name for _, name in pairs]})
+    return {(channel, name) for channel, name in rows}
 
 
 @functools.cache
-def _held_query(channel_column: Any, name_column: Any) -> Any:
-    """PostgreSQL's form of ``_named``'s query, built once."""
-    return held(channel_column, name_column)
-
-
-@functools.cache
-def _names_query(channel_column: Any, name_column: Any, channels: int) -> Any:
-    """SQLite's form of ``_named``'s query for so many channels, built once: building it
-    and its cache key anew cost about as much CPU as a round trip."""
-    return select(channel_column, name_column).where(or_(*(
-        and_(channel_column == bindparam(f"channel_{n}"),
-             name_column.in_(bindparam(f"names_{n}", expanding=True)))
-        for n in range(channels))))
+def _named_query(channel_column: Any, name_column: Any, dialect: str) -> Any:
+    """``_named``'s query, built once: building it and its cache key anew cost about as
+    much CPU as a round trip."""
+    return held(channel_column, name_column, dialect=dialect)
 
 
 @functools.cache

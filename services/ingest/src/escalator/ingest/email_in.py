@@ -32,6 +32,11 @@ _REPLY_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|res|r|rif|ενθ|σχετ)\s*(\[
                            re.IGNORECASE)
 
 
+#: Longer header lines (a long References chain) are parsed as the stdlib does, so the
+#: cache of parsed lines stays small.
+_REMEMBERED_CHARS = 1_000
+
+
 class _RememberingPolicy(email.policy.EmailPolicy):
     """``email.policy.default``, but a header is parsed once, not on every read.
 
@@ -46,9 +51,6 @@ class _RememberingPolicy(email.policy.EmailPolicy):
         if hasattr(value, "name") or len(value) > _REMEMBERED_CHARS:
             return super().header_fetch_parse(name, value)  # type: ignore[no-any-return]
         return _parsed(name, value)
-
-
-_REMEMBERED_CHARS = 1_000
 
 
 @functools.lru_cache(maxsize=1_024)

@@ -42,7 +42,7 @@ from escalator.notifier.models import (
 from escalator.notifier.rules import Person, Rule, TicketView, customer_person, facts, matches
 from escalator.notifier.rules import resolve as resolve_role
 from escalator.notifier.schedule import WorkingHours, is_urgent, next_working_time
-from escalator.shared.db import among, conflict_insert, per_key, per_transaction
+from escalator.shared.db import conflict_insert, per_key, per_transaction
 from escalator.shared.events import (
     CloudEvent,
     Contact,
@@ -100,10 +100,8 @@ def _projected(event: CloudEvent[Any]) -> dict[str, Any]:
 def _projection_query(dialect: str) -> Any:
     """The projection rows of a run's tickets (``tickets``), built once: building it and
     its cache key anew cost about as much CPU as its round trip."""
-    if dialect == "postgresql":  # a probe per ticket, whatever the statistics (per_key)
-        rows, source = per_key(select(_tickets), _tickets.c.ticket_id, "tickets")
-        return select(rows).select_from(source)
-    return select(_tickets).where(among(_tickets.c.ticket_id, "tickets", dialect))
+    rows, source = per_key(select(_tickets), _tickets.c.ticket_id, "tickets", dialect)
+    return select(rows).select_from(source)
 
 
 async def project(session: AsyncSession, events: list[CloudEvent[Any]]

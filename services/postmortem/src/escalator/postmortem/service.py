@@ -30,7 +30,7 @@ from escalator.postmortem.schemas import (
     TimelineEntry,
 )
 from escalator.postmortem.timeline import Entry, measure, summarize
-from escalator.shared.db import InsertNew, among, held, on_commit
+from escalator.shared.db import InsertNew, held, on_commit
 from escalator.shared.events import POSTMORTEMS, CloudEvent, PostmortemCreated, TicketClosed, utcnow
 from escalator.shared.outbox import emit
 from escalator.shared.pagination import newest_first
@@ -98,14 +98,9 @@ def _decided_query(dialect: str) -> Any:
     """The tickets (``ticket_id``, a list) that have a post-mortem or were closed, built
     once: building it and its cache key anew cost about as much CPU as its round trip.
     On PostgreSQL a probe per ticket (``held``), whatever the tables' statistics."""
-    if dialect == "postgresql":
-        return union(held(Postmortem.ticket_id), held(
-            TimelineEvent.ticket_id, where=[TimelineEvent.type == "ticket.closed"]))
-    return union(
-        select(Postmortem.ticket_id).where(among(Postmortem.ticket_id, "ticket_id", dialect)),
-        select(TimelineEvent.ticket_id).where(
-            among(TimelineEvent.ticket_id, "ticket_id", dialect),
-            TimelineEvent.type == "ticket.closed"))
+    return union(held(Postmortem.ticket_id, dialect=dialect),
+                 held(TimelineEvent.ticket_id, dialect=dialect,
+                      where=[TimelineEvent.type == "ticket.closed"]))
 
 
 async def open_for_closed_ticket(

@@ -147,9 +147,7 @@ def _reads(dialect: str) -> Any:
     turns = (select(cursors.c.key, cursors.c.last_agent_id, cursors.c.turns)
              .where(among(cursors.c.key, "keys", dialect))
              .order_by(cursors.c.key).with_for_update().cte("turns"))
-    routed = (held(assignments.c.ticket_id) if dialect == "postgresql" else
-              select(assignments.c.ticket_id)
-              .where(among(assignments.c.ticket_id, "ticket_id", dialect))).subquery("routed")
+    routed = held(assignments.c.ticket_id, dialect=dialect).subquery("routed")
     text_null, int_null, bool_null = (null().cast(kind) for kind in (String(), Integer(),
                                                                      Boolean()))
     return union_all(

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from escalator.shared.db import among, on_commit, per_key
+from escalator.shared.db import on_commit, per_key
 from escalator.shared.events import (
     Severity,
     SlaBreached,
@@ -114,18 +114,14 @@ async def clocks_of_many(session: AsyncSession, ticket_ids: list[str], *,
 def _clocks_query(dialect: str, lock: bool) -> Any:
     """``clocks_of_many``'s query, built once: building it and its cache key anew cost
     about as much CPU as its round trip."""
-    if dialect == "postgresql":  # a probe per ticket, whatever the statistics (per_key)
-        # Ordered inside too: a lock takes one ticket's clocks in this order, whatever
-        # the plan, as the outer ORDER BY did when the lock was outside.
-        mine = select(Clock).order_by(Clock.started_at, Clock.name, Clock.cycle)
-        rows, source = per_key(mine.with_for_update() if lock else mine, Clock.ticket_id,
-                               "tickets")
-        clock = aliased(Clock, rows)
-        return select(clock).select_from(source).order_by(
-            clock.ticket_id, clock.started_at, clock.name, clock.cycle)
-    query = (select(Clock).where(among(Clock.ticket_id, "tickets", dialect))
-             .order_by(Clock.ticket_id, Clock.started_at, Clock.name, Clock.cycle))
-    return query.with_for_update() if lock else query
+    # A probe per ticket on PostgreSQL, whatever the statistics (per_key); ordered inside
+    # too: a lock takes one ticket's clocks in this order, whatever the plan.
+    mine = select(Clock).order_by(Clock.started_at, Clock.name, Clock.cycle)
+    rows, source = per_key(mine.with_for_update() if lock else mine, Clock.ticket_id,
+                           "tickets", dialect)
+    clock = aliased(Clock, rows)
+    return select(clock).select_from(source).order_by(
+        clock.ticket_id, clock.started_at, clock.name, clock.cycle)
 
 
 def elapsed(clock: Clock, calendar: Calendar, now: datetime) -> float:
