@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -237,6 +238,15 @@ class Observer:
         await self.consumer.stop()
 
 
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
@@ -319,16 +329,38 @@ class System:
 
     def cpu_seconds(self) -> dict[str, float]:
         """User + system CPU used so far per service (replicas summed)."""
-        tick = os.sysconf("SC_CLK_TCK")
         result: dict[str, float] = {}
         for proc in [*self.stack.processes.values(), *self.replicas]:
-            if proc.process is None:
-                continue
-            with contextlib.suppress(OSError):
-                fields = Path(f"/proc/{proc.process.pid}/stat").read_text().rsplit(")", 1)[1]
-                utime, stime = fields.split()[11:13]
-                result[proc.name] = result.get(proc.name, 0.0) + (int(utime) + int(stime)) / tick
+            if proc.process is not None:
+                result[proc.name] = result.get(proc.name, 0.0) + _cpu(proc.process.pid)
         return result
+
+    def other_cpu_seconds(self) -> dict[str, float]:
+        """CPU used so far by what shares the machine with the services: the broker,
+        the PostgreSQL server (every ``postgres`` process: on the bench machine nothing
+        else uses it) and this process (load generator, topic observer, webhook sink)."""
+        server = 0.0
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if (entry / "comm").read_text().strip() == "postgres":
+                        server += _cpu(int(entry.name))
+        broker = self.broker.process
+        return {"broker": _cpu(broker.pid) if broker is not None else 0.0,
+                "PostgreSQL": server, "load generator": _cpu(os.getpid())}
+
+    async def event_counts(self) -> tuple[float, float]:
+        """Events produced and consumed so far by all services, from their metrics."""
+        produced = consumed = 0.0
+        async with httpx.AsyncClient(timeout=5) as client:
+            for proc in [*self.stack.processes.values(), *self.replicas]:
+                text = (await client.get(f"http://127.0.0.1:{proc.port}/metrics")).text
+                for line in text.splitlines():
+                    if line.startswith("escalator_events_produced_total{"):
+                        produced += float(line.rsplit(" ", 1)[1])
+                    elif line.startswith("escalator_events_consumed_total{"):
+                        consumed += float(line.rsplit(" ", 1)[1])
+        return produced, consumed
 
     async def stop(self) -> None:
         for replica in self.replicas:
@@ -516,16 +548,42 @@ async def run(report: Report) -> None:
                 await asyncio.sleep(1)
 
         sampler = asyncio.create_task(sample())
-        cpu_before, wall_before = system.cpu_seconds(), time.monotonic()
+        counts_before = await system.event_counts()
+        cpu_before = {**system.cpu_seconds(), **system.other_cpu_seconds()}
+        wall_before = time.monotonic()
         tickets, offered, errors = await drive(url, RATE, SECONDS, "steady", seen)
         await settle(seen, system.sink, tickets)
         sampler.cancel()
-        cpu_after, wall = system.cpu_seconds(), time.monotonic() - wall_before
+        cpu_after = {**system.cpu_seconds(), **system.other_cpu_seconds()}
+        wall = time.monotonic() - wall_before
+        counts_after = await system.event_counts()
+        # Where the machine's CPU went while the load ran and drained: every process of
+        # the run, so "saturated" is a measured sum, not a guess.
+        busy = 0.0
         for name in sorted(cpu_after):
             used = cpu_after[name] - cpu_before.get(name, 0.0)
+            busy += used
             report.add(SECTION, f"steady: CPU per ticket, {name}",
                        used / max(len(tickets), 1) * 1e3, "ms")
             report.add(SECTION, f"steady: CPU share, {name}", used / wall, "cores")
+        report.add(SECTION, "steady: CPU per ticket, everything above",
+                   busy / max(len(tickets), 1) * 1e3, "ms")
+        report.add(SECTION, f"steady: machine busy (of {os.cpu_count()} cores)", busy / wall,
+                   "cores")
+        # What one ticket asks of the broker: each event is produced once and consumed by
+        # every service that subscribes to its topic. The transport ceiling moves each
+        # message through once each way, so (if a fetch costs about what a produce does)
+        # a ticket weighs (produced + consumed) / 2 of its messages.
+        produced, consumed = (after - before for after, before
+                              in zip(counts_after, counts_before, strict=True))
+        per_ticket = max(len(tickets), 1)
+        report.add(SECTION, "steady: events produced per ticket", produced / per_ticket,
+                   "events")
+        report.add(SECTION, "steady: events consumed per ticket", consumed / per_ticket,
+                   "events")
+        if produced + consumed:
+            report.add(SECTION, "transport-bound ratio for the pipeline: 2 x tickets / "
+                       "(produced + consumed)", 2 * per_ticket / (produced + consumed), "x")
         breaching = {t for t in tickets if t in seen.due}
         assigned = seen.latencies(seen.sent, seen.assigned, tickets)
         notified = seen.latencies(seen.sent, seen.notified, tickets)
