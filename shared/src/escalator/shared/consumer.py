@@ -337,8 +337,7 @@ class ConsumerRunner:
                     self._last_stamp[tp] = records[-1].timestamp
                 await self._commit_polled(consumer, batches)
             if self._record_progress and (
-                not batches or time.monotonic() - self._progress_written
-                >= progress.PROGRESS_INTERVAL
+                time.monotonic() - self._progress_written >= progress.PROGRESS_INTERVAL
             ):
                 await self._write_progress(consumer)
 

@@ -19,10 +19,12 @@ nothing to wait for). A partition assigned but not yet read holds the horizon ba
 (``datetime.min``): until it is read, nothing is known about it.
 
 Rows are written after the batch's own commit, so a crash in between only leaves an
-older, more cautious horizon. The runner writes them at most every
-``PROGRESS_INTERVAL`` seconds while messages arrive, and on every idle fetch round,
-which such a consumer ends after ``PROGRESS_INTERVAL`` (or the configured fetch wait,
-when shorter): in steady state the horizon trails the present by about that much.
+older, more cautious horizon. The runner writes them every ``PROGRESS_INTERVAL``
+seconds, busy or idle: such a consumer ends an idle fetch round after at most that
+long (sooner with a shorter fetch wait), so in steady state the horizon trails the
+present by about that much. (It also wrote on every idle round: with the default 50 ms
+fetch wait that was twice as many writes, 0.07 of a core idle in each of the
+sla-timer and the notifier against 0.045.)
 """
 
 from __future__ import annotations
