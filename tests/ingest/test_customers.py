@@ -3,7 +3,10 @@ resolution, and the channel examples in the OpenAPI document."""
 
 from __future__ import annotations
 
+from sqlalchemy import text
+
 from escalator.ingest.main import SPEC
+from escalator.shared.db import make_sessionmaker
 from tests.ingest.helpers import fixture_json, ingest_settings, ticket_events, types_for
 from tests.support import Env, running
 
@@ -65,3 +68,46 @@ async def test_directory_matching_and_manager_request(pg_env: Env) -> None:
             assert spec["components"]["schemas"][ref].get("examples"), channel
         email = spec["paths"]["/v1/channels/email/events"]["post"]["requestBody"]["content"]
         assert "Message-ID" in email["message/rfc822"]["example"]
+
+
+async def test_the_account_lookup_probes_indexes_even_with_plans_made_on_empty_tables(
+    pg_env: Env,
+) -> None:
+    """Every ingest transaction looks its senders up by identity key (and account id).
+    One query joining both ways (``key IN ... OR id IN ...``) read the whole directory
+    each time; a statement prepared while the tables were empty keeps its plan until
+    they are analysed, so the plan made then must already be index probes."""
+    from escalator.ingest import customers
+    from escalator.shared.db import make_engine
+    from escalator.shared.migrations import upgrade
+    from tests.shared.test_db import _plan_after_growth, _probes
+
+    settings = ingest_settings(pg_env)
+    engine = make_engine(settings)
+    try:
+        await upgrade(engine, settings, SPEC.migrations)
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM customer_identities"))
+            await conn.execute(text("DELETE FROM customers"))
+            grow = ("WITH made AS (INSERT INTO customers (id, name, email, tier, data, "
+                    "created_at, updated_at) SELECT 'c' || g, 'C', 'c' || g || '@x.example', "
+                    "'standard', '{}', now(), now() FROM generate_series(1, 5000) AS g "
+                    "RETURNING id) INSERT INTO customer_identities (key, customer_id) "
+                    "SELECT 'email:' || id || '@x.example', id FROM made")
+            for query, empty, full in (
+                (customers._by_key("postgresql"), "ARRAY['email:a@x']",
+                 "ARRAY['email:c7@x.example', 'email:c9@x.example']"),
+                (customers._by_id("postgresql"), "ARRAY['a']", "ARRAY['c7', 'c9']"),
+            ):
+                plan = await _plan_after_growth(conn, query, empty, full, grow)
+                assert _probes(plan), plan
+                await conn.execute(text("DELETE FROM customer_identities"))
+                await conn.execute(text("DELETE FROM customers"))
+        async with engine.begin() as conn:
+            await conn.execute(text(grow))
+        async with make_sessionmaker(engine)() as session:
+            accounts, owner = await customers.find(
+                session, ["email:c7@x.example", "phone:+1"], ["c9", "nobody"])
+        assert sorted(accounts) == ["c7", "c9"] and owner == {"email:c7@x.example": "c7"}
+    finally:
+        await engine.dispose()

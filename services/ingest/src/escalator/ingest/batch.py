@@ -24,7 +24,7 @@ import functools
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,7 +33,7 @@ from escalator.ingest.config import IngestConfig
 from escalator.ingest.inbound import Inbound
 from escalator.ingest.models import Base, CustomerAccount, CustomerIdentity, ThreadKey, Ticket
 from escalator.ingest.service import Outcome
-from escalator.shared.db import among, held, unnested
+from escalator.shared.db import held, unnested
 from escalator.shared.events import CloudEvent, Customer
 from escalator.shared.outbox import publish_many
 from escalator.shared.problems import Problem
@@ -143,17 +143,6 @@ def _named_query(channel_column: Any, name_column: Any, dialect: str) -> Any:
 
 
 @functools.cache
-def _accounts_query(dialect: str) -> Any:
-    """The accounts named by id (``ids``) and those behind any identity (``keys``), each
-    with the key that found it: one query, built once."""
-    return (select(CustomerAccount, CustomerIdentity.key)
-            .outerjoin(CustomerIdentity, and_(CustomerIdentity.customer_id == CustomerAccount.id,
-                                              among(CustomerIdentity.key, "keys", dialect)))
-            .where(or_(among(CustomerIdentity.key, "keys", dialect),
-                       among(CustomerAccount.id, "ids", dialect))))
-
-
-@functools.cache
 def _insert_arrays(columns: tuple[str, ...]) -> Any:
     """The new tickets as one array per column (PostgreSQL): one statement whatever their
     number, where executemany bound and sent each row on its own and PostgreSQL ran an
@@ -166,14 +155,7 @@ async def _bulk_create(session: AsyncSession, fresh: Indexed,
     refs = [inbound.customer for _, inbound in fresh]
     keys = {key for ref in refs for key in customers.identity_keys(ref)}
     ids = {ref.account_id for ref in refs if ref.account_id}
-    found = await session.execute(_accounts_query(session.get_bind().dialect.name),
-                                  {"keys": sorted(keys), "ids": sorted(ids)})
-    owner: dict[str, str] = {}
-    accounts: dict[str, CustomerAccount] = {}
-    for known_account, key in found:
-        accounts[known_account.id] = known_account
-        if key is not None:
-            owner[key] = known_account.id
+    accounts, owner = await customers.find(session, keys, ids)
     new_accounts: list[CustomerAccount] = []
     identities: list[CustomerIdentity] = []
     # Many events of one call come from the same few senders: one Customer each.

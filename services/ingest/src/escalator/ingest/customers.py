@@ -8,17 +8,21 @@ so the next message from them matches too and frontends can enrich them later.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from escalator.ingest.config import CustomerConfig
 from escalator.ingest.inbound import CustomerRef
 from escalator.ingest.models import CustomerAccount, CustomerIdentity
+from escalator.shared.db import per_key
 from escalator.shared.events import Customer, utcnow
 from escalator.shared.problems import Problem
 
@@ -86,18 +90,51 @@ async def get(session: AsyncSession, customer_id: str) -> CustomerAccount:
     return account
 
 
+async def find(session: AsyncSession, keys: Collection[str], ids: Collection[str] = ()
+               ) -> tuple[dict[str, CustomerAccount], dict[str, str]]:
+    """The accounts named by id and those behind any of the identity keys: (accounts by
+    id, the account id each found key belongs to).
+
+    Each key and id is an index probe (``per_key``), whatever the statistics say. One
+    query joining both ways (``key IN ... OR id IN ...``) cannot use either index: it
+    read every customer and every identity on each ingest transaction, 19 scans a second
+    of 520 rows each at 100 events/s in the pipeline benchmark, and it grows with the
+    directory."""
+    dialect = session.get_bind().dialect.name
+    accounts: dict[str, CustomerAccount] = {}
+    owner: dict[str, str] = {}
+    if keys:
+        for account, key in await session.execute(_by_key(dialect), {"keys": sorted(keys)}):
+            accounts[account.id] = account
+            owner[key] = account.id
+    if ids := set(ids).difference(accounts):
+        for account in await session.scalars(_by_id(dialect), {"ids": sorted(ids)}):
+            accounts[account.id] = account
+    return accounts, owner
+
+
+@functools.cache
+def _by_key(dialect: str) -> Any:
+    """Accounts with the identity key that found each (built once per dialect)."""
+    rows, source = per_key(
+        select(CustomerAccount, CustomerIdentity.key.label("found_by"))
+        .join(CustomerIdentity, CustomerIdentity.customer_id == CustomerAccount.id),
+        CustomerIdentity.key, "keys", dialect)
+    return select(aliased(CustomerAccount, rows), rows.c.found_by).select_from(source)
+
+
+@functools.cache
+def _by_id(dialect: str) -> Any:
+    rows, source = per_key(select(CustomerAccount), CustomerAccount.id, "ids", dialect)
+    return select(aliased(CustomerAccount, rows)).select_from(source)
+
+
 async def resolve(session: AsyncSession, ref: CustomerRef) -> tuple[Customer, str]:
     """The event's ``Customer`` and its account id, creating the account if unknown."""
-    account = None
-    if ref.account_id:
-        account = await session.get(CustomerAccount, ref.account_id)
     keys = identity_keys(ref)
-    if account is None and keys:
-        # One round trip: the account behind whichever identity matches.
-        account = await session.scalar(
-            select(CustomerAccount).join(CustomerIdentity,
-                                         CustomerIdentity.customer_id == CustomerAccount.id)
-            .where(CustomerIdentity.key.in_(keys)).limit(1))
+    accounts, owner = await find(session, keys, [ref.account_id] if ref.account_id else [])
+    account = accounts.get(ref.account_id or "") or next(
+        (accounts[owner[key]] for key in keys if key in owner), None)
     if account is None:
         account = await _create_unknown(session, ref, keys)
     return customer_of(account, ref), account.id
