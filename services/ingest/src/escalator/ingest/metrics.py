@@ -40,13 +40,16 @@ WEBHOOK_REFUSED = Counter(
 )
 
 
+#: Open tickets by severity: the partial index ``ix_tickets_open_severity`` holds exactly
+#: these, so the count reads the open tickets only, however many were closed before.
+OPEN = (select(Ticket.severity, func.count())
+        .where(Ticket.state.not_in(("resolved", "closed")))
+        .group_by(Ticket.severity))
+
+
 async def count_open_tickets(session: AsyncSession) -> None:
     """Refresh ``escalator_open_tickets`` from the tickets table."""
-    rows = (await session.execute(
-        select(Ticket.severity, func.count())
-        .where(Ticket.state.not_in(("resolved", "closed")))
-        .group_by(Ticket.severity)
-    )).all()
+    rows = (await session.execute(OPEN)).all()
     counts = {severity: int(n) for severity, n in rows}
     for severity in Severity:
         OPEN_TICKETS.labels(severity.value).set(counts.get(severity.value, 0))
