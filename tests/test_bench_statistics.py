@@ -1,6 +1,7 @@
 """The benchmarks' stand-in for autovacuum: on a server with autovacuum off it analyses
-the tables that changed enough, by autovacuum's rule; on one with it on it does nothing.
-Without it, a benchmark on such a server measures plans made for empty tables."""
+the tables that changed enough and vacuums those with enough dead rows, by autovacuum's
+rules; on one with it on it does nothing. Without it, a benchmark on such a server
+measures plans made for empty tables and scans stepping over every dead row."""
 
 from __future__ import annotations
 
@@ -23,13 +24,14 @@ async def test_stand_in_analyses_what_autovacuum_would(postgres_available: None)
             await conn.execute(text(f'CREATE TABLE "{schema}".quiet (id int)'))
             await conn.execute(text(f'INSERT INTO "{schema}".busy SELECT generate_series(1, 200)'))
             await conn.execute(text(f'INSERT INTO "{schema}".quiet SELECT generate_series(1, 10)'))
+            await conn.execute(text(f'UPDATE "{schema}".busy SET id = id + 1'))  # 200 dead
             autovacuum = await conn.scalar(text("SHOW autovacuum"))
 
-        async def analysed() -> set[str]:
+        async def analysed(column: str = "last_analyze") -> set[str]:
             async with engine.connect() as conn:
                 return set((await conn.execute(text(
                     "SELECT relname FROM pg_stat_user_tables WHERE schemaname = :s"
-                    " AND last_analyze IS NOT NULL"), {"s": schema})).scalars())
+                    f" AND {column} IS NOT NULL"), {"s": schema})).scalars())
 
         async with autovacuum_stand_in([schema], every=0.2) as done:
             for _ in range(50):  # the server's statistics reach pg_stat within a second
@@ -40,9 +42,10 @@ async def test_stand_in_analyses_what_autovacuum_would(postgres_available: None)
         if autovacuum == "off":
             assert done.running
             assert await analysed() == {"busy"}  # 10 rows changed: under 50 + 10 %
-            assert done.analysed == 1
+            assert await analysed("last_vacuum") == {"busy"}  # 200 dead: over 50 + 20 %
+            assert done.analysed == 1 and done.vacuumed == 1
         else:
-            assert not done.running and done.analysed == 0
+            assert not done.running and done.analysed == done.vacuumed == 0
     finally:
         async with engine.begin() as conn:
             await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
