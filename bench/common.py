@@ -184,7 +184,7 @@ ANALYZE_EVERY = float(os.environ.get("BENCH_ANALYZE_EVERY", "10"))
 @dataclass
 class StandIn:
     """What ``autovacuum_stand_in`` did: whether it ran (the server has autovacuum off)
-    and how many tables it analysed, for the report."""
+    and how many tables it vacuumed and analysed, for the report."""
 
     running: bool = False
     analysed: int = 0
@@ -229,7 +229,7 @@ async def autovacuum_stand_in(schemas: list[str], every: float = ANALYZE_EVERY
                 return
         done.running = True
 
-        async def analyse() -> None:
+        async def tend() -> None:
             while True:
                 await asyncio.sleep(every)
                 async with engine.connect() as conn:
@@ -250,7 +250,7 @@ async def autovacuum_stand_in(schemas: list[str], every: float = ANALYZE_EVERY
                             await conn.execute(text(f"ANALYZE {table}"))
                             done.analysed += 1
 
-        task = asyncio.create_task(analyse())
+        task = asyncio.create_task(tend())
         try:
             yield done
         finally:

@@ -16,6 +16,9 @@ webhook sink for the notifier. In the same run:
 - the maximum sustained rate: short steps of rising rate until ingest -> assigned p99
   passes 1 s or the senders fall behind;
 - resident memory of every service, idle and at its peak under the load;
+- where the machine's CPU went during that load, per ticket (the services, the broker,
+  the PostgreSQL server, this process), and the events produced and consumed per
+  ticket with the ratio to the transport ceiling they leave possible;
 - a scale-out run: a burst of API tickets through the batch endpoint (so ingest's HTTP
   path is not the limit) with one router, sla-timer and notifier, then the same with a
   second replica of each; and what was done twice over the whole run (a ticket assigned
