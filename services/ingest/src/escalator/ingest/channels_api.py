@@ -70,15 +70,34 @@ async def _submit(request: Request, inbound: Inbound) -> JSONResponse:
     return JSONResponse(body, status_code=202, headers=headers)
 
 
+def _is_plain_json(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "")
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
+
+
 def _json_route(channel: str, summary: str) -> None:
     model, normalize = JSON_CHANNELS[channel]
 
     async def submit(body: Any, request: Request) -> JSONResponse:
         return await _submit(request, normalize(body))
 
+    async def direct(request: Request, raw: bytes) -> JSONResponse | None:
+        """A valid JSON event, validated from its bytes in one pass (pydantic's JSON
+        mode); anything else is declined, so FastAPI answers it exactly as before: a
+        query string or an escaped NUL (the app-wide ``reject_nul`` check), another
+        content type, or any validation error."""
+        if request.scope["query_string"] or b"\\u0000" in raw or not _is_plain_json(request):
+            return None
+        try:
+            event = model.model_validate_json(raw)
+        except ValidationError:
+            return None
+        return await _submit(request, normalize(event))
+
     # Real objects, not the strings ``from __future__`` leaves, so FastAPI sees the model.
     submit.__annotations__ = {"body": model, "request": Request, "return": JSONResponse}
     submit.__doc__ = summary
+    submit.direct = direct  # type: ignore[attr-defined]  # read by ChannelRoute
     router.add_api_route(f"/{channel}/events", submit, methods=["POST"], status_code=202,
                          response_model=IngestResult, summary=summary, responses=_RESPONSES,
                          name=f"submit_{channel}")
