@@ -19,7 +19,7 @@ help: ## List the targets
 $(STAMP):
 	@command -v python3 >/dev/null || { echo "Python 3.11+ is required" >&2; exit 1; }
 	@test -x $(UV) || { python3 -m venv $(VENV) && $(PY) -m pip install -q "uv==$(UV_VERSION)"; }
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP) ## Create .venv and install every package (pinned by uv.lock)
