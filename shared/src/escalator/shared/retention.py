@@ -5,6 +5,12 @@ Sent outbox rows are only history once published, so they go after
 event, so keep them longer than the topics' retention (``ESCALATOR_INBOX_RETENTION_HOURS``,
 two weeks by default against Kafka's one-week default). Deletes run in small batches so
 they never hold long locks on a busy table.
+
+On PostgreSQL each batch names its rows by physical address (``ctid``): ``DELETE ...
+WHERE key IN (SELECT key ... LIMIT n)`` was planned as a hash semi-join that read the
+whole table for every batch (274 ms a batch at a million inbox rows, so about 28 s to
+prune half of them, growing with the square of the backlog); by address each batch is
+a TID scan of its own rows (about 10 ms, 0.7 s for the half million).
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import ColumnElement, Table, any_, delete, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from escalator.shared.consumer import is_infrastructure_error
@@ -37,18 +44,28 @@ async def prune_once(
     ]
     removed: dict[str, int] = {}
     for table, expired in plan:
-        key = next(iter(table.primary_key.columns))
         total = 0
         while True:
             async with sessionmaker() as session, session.begin():
-                ids = select(key).where(expired).limit(BATCH)  # type: ignore[arg-type]
-                result = await session.execute(delete(table).where(key.in_(ids)))
+                dialect = session.get_bind().dialect.name
+                result = await session.execute(batch_delete(table, expired, dialect))
             count = int(getattr(result, "rowcount", 0) or 0)
             total += count
             if count < BATCH:
                 break
         removed[table.name] = total
     return removed
+
+
+def batch_delete(table: Table, expired: Any, dialect: str) -> Any:
+    """Delete up to ``BATCH`` rows meeting ``expired``: by address on PostgreSQL, by
+    primary key elsewhere (SQLite looks an ``IN`` subquery's keys up in the key's index)."""
+    if dialect == "postgresql":
+        ctid: ColumnElement[Any] = literal_column("ctid")
+        doomed = select(ctid).select_from(table).where(expired).limit(BATCH)
+        return delete(table).where(ctid == any_(func.array(doomed.scalar_subquery())))
+    key = next(iter(table.primary_key.columns))
+    return delete(table).where(key.in_(select(key).where(expired).limit(BATCH)))
 
 
 async def prune_forever(
