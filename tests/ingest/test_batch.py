@@ -8,7 +8,13 @@ from sqlalchemy import select
 from escalator.ingest import batch, customers, service
 from escalator.ingest.inbound import CustomerRef, Inbound
 from escalator.ingest.main import SPEC
-from escalator.ingest.models import CustomerAccount, ThreadKey, Ticket, TicketComment
+from escalator.ingest.models import (
+    CustomerAccount,
+    CustomerIdentity,
+    ThreadKey,
+    Ticket,
+    TicketComment,
+)
 from escalator.ingest.service import Outcome
 from escalator.shared.events import utcnow
 from tests.ingest.helpers import ingest_settings
@@ -126,3 +132,51 @@ async def test_a_ticket_stored_in_bulk_has_every_column_the_careful_path_writes(
         assert rows["bulk-2"] == rows["one-2"]
         assert rows["bulk-1"]["details"] == transcript and rows["bulk-1"]["executive"] is True
         assert not rows["bulk-2"]["details"]
+
+
+async def test_new_senders_stored_in_bulk_match_the_careful_path(env: Env) -> None:
+    """New senders' accounts and identities go in as plain rows on the bulk path: each
+    must read back as the careful (ORM) path stores it, and match the sender's next
+    message."""
+    async with running(SPEC, ingest_settings(env)) as svc:
+        runtime = svc.runtime
+        config = runtime.extras["config"]
+
+        def call(external_id: str, who: str) -> Inbound:
+            return Inbound(channel="phone", external_id=external_id, subject="Line down",
+                           description="No dial tone since this morning.", mode="reply",
+                           customer=CustomerRef(email=f"{who}@acme.example", name=who.title(),
+                                                phone="+44 20 7946 0001" if who == "bo" else
+                                                "+44 20 7946 0002"))
+
+        bulk = [call("bulk-1", "bo"), call("bulk-2", "bo")]
+        results = await batch.store_many(runtime.sessionmaker, list(enumerate(bulk)), config)
+        assert [r.created for r in results.values() if isinstance(r, Outcome)] == [True, True]
+        async with runtime.sessionmaker() as session, session.begin():
+            await service.ingest(session, call("one-1", "al"), config)
+
+        def shape(account: CustomerAccount) -> dict[str, object]:
+            return {c: getattr(account, c) for c in CustomerAccount.__table__.columns.keys()
+                    if c not in {"id", "name", "email", "created_at", "updated_at", "data"}}
+
+        async with runtime.sessionmaker() as session:
+            accounts = {a.email: a for a in await session.scalars(select(CustomerAccount))}
+            keys = {(i.customer_id, i.key)
+                    for i in await session.scalars(select(CustomerIdentity))}
+            tickets = {t.external_id: t for t in await session.scalars(select(Ticket))}
+        bo, al = accounts["bo@acme.example"], accounts["al@acme.example"]
+        assert shape(bo) == shape(al) and bo.name == "Bo"
+        assert bo.data == {"phones": ["+44 20 7946 0001"]}
+        assert {k for owner, k in keys if owner == bo.id} == {
+            "email:bo@acme.example", "phone:+442079460001"}
+        assert {k.split(":")[0] for owner, k in keys if owner == al.id} == {"email", "phone"}
+        assert tickets["bulk-1"].customer_account_id == tickets["bulk-2"].customer_account_id \
+            == bo.id
+        # The next message from the new sender, by phone only, finds the same account.
+        again = Inbound(channel="phone", external_id="later", subject="Still down",
+                        description="Still no dial tone.", mode="reply",
+                        customer=CustomerRef(phone="+44 20 7946 0001"))
+        later = await batch.store_many(runtime.sessionmaker, [(0, again)], config)
+        async with runtime.sessionmaker() as session:
+            ticket = await session.get(Ticket, later[0].ticket_id)  # type: ignore[union-attr]
+        assert ticket is not None and ticket.customer_account_id == bo.id
