@@ -8,9 +8,9 @@ they never hold long locks on a busy table.
 
 On PostgreSQL each batch names its rows by physical address (``ctid``): ``DELETE ...
 WHERE key IN (SELECT key ... LIMIT n)`` was planned as a hash semi-join that read the
-whole table for every batch (274 ms a batch at a million inbox rows, so about 28 s to
-prune half of them, growing with the square of the backlog); by address each batch is
-a TID scan of its own rows (about 10 ms, 0.7 s for the half million).
+whole table for every batch (274 ms a batch at a million inbox rows, so a backlog cost
+about the square of its size); by address each batch is a TID scan of its own rows
+(9-10 ms; half a million expired rows of a million: 0.71 s, against 4.1 s by key).
 """
 
 from __future__ import annotations
