@@ -40,3 +40,6 @@ def test_urgent_messages_and_bad_hours() -> None:
         WorkingHours(start="18:00", end="09:00")
     with pytest.raises(ValidationError):
         WorkingHours(days=[0])
+    # Read in the recipient's zone: an offset is refused by name, not a TypeError (500).
+    with pytest.raises(ValidationError, match="drop the UTC offset"):
+        WorkingHours(start="09:00Z")

@@ -29,6 +29,7 @@ def test_the_shipped_file_and_no_file_give_the_defaults() -> None:
     ("business_hours: {timezone: Mars/Olympus}", "postmortem.business_hours.timezone"),
     ("business_hours: {days: {mon: '17:00-09:00'}}", "postmortem.business_hours.days"),
     ("business_hours: {days: {funday: '09:00-17:00'}}", "postmortem.business_hours.days"),
+    ("business_hours: {days: {mon: '09:00Z-17:00'}}", "postmortem.business_hours.days"),
 ])
 def test_a_bad_section_is_refused_naming_the_entry(tmp_path: Path, section: str,
                                                     field: str) -> None:

@@ -72,8 +72,16 @@ async def test_crud_validates_the_whole_configuration(env: Env, tmp_path: Path) 
         await refused(await c.put("/v1/agents/zoe", json={
             "id": "other", "name": "Zoe", "email": "zoe@desk.example", "team": "billing"}),
             "body.id 'other' differs")
-        agents = {a["id"] for a in (await c.get("/v1/agents")).json()["items"]}
-        assert "zed" not in agents and "zoe" in agents
+        # A shift time with a UTC offset: refused, where it used to be stored and then
+        # crash every shift check of the agent (its level's routing included).
+        offset = await c.put("/v1/agents/zoe", json={
+            "name": "Zoe", "email": "zoe@desk.example", "team": "billing", "role": "supervisor",
+            "shifts": [{"days": ["sun"], "start": "00:00:00Z", "end": "00:00:00Z"}]})
+        assert offset.status_code == 422, offset.text
+        assert {e["field"] for e in offset.json()["errors"]} == {
+            "body.shifts.0.start", "body.shifts.0.end"}
+        agents = {a["id"]: a for a in (await c.get("/v1/agents")).json()["items"]}
+        assert "zed" not in agents and agents["zoe"]["shifts"][0]["start"] == "00:00:00"
         paths = {p["id"]: p for p in (await c.get("/v1/escalation-paths")).json()["items"]}
         assert paths["money"]["levels"][0]["team"] == "billing"
         assert [r["id"] for r in (await c.get("/v1/path-rules")).json()] == ["invoices"]

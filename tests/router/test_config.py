@@ -58,6 +58,10 @@ def broken(change: Any) -> dict[str, Any]:
     (broken(lambda r: r["agents"][1].update(shifts=[{"days": ["funday"], "start": "09:00",
                                                      "end": "17:00"}])),
      "router.agents.1.shifts.0.days.0"),
+    (broken(lambda r: r["agents"][1].update(shifts=[{"days": ["mon"], "start": "09:00Z",
+                                                     "end": "17:00"}])),
+     "router.agents.1.shifts.0.start: a time of day in the zone given beside it: drop the "
+     "UTC offset"),
     (broken(lambda r: r["agents"][1].update(max_open_ticket=3)),
      "router.agents.1.max_open_ticket: Extra inputs are not permitted"),
 ])

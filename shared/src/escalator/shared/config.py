@@ -8,6 +8,7 @@ refuses to start on an invalid file, naming the offending entry.
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 from typing import Annotated, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -66,3 +67,20 @@ def _known_zone(value: str) -> str:
 
 #: A time-zone name a calendar, shift or working-hours setting can rely on.
 TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
+
+
+def wall_time(value: time) -> time:
+    """Refuse a UTC offset on a time of day read in a zone given beside it.
+
+    Shifts and working hours are wall-clock times in a person's or a calendar's zone;
+    ``09:00Z`` would be an aware time that cannot be compared with the zone's clock, and
+    it crashed the router's shift check on every ticket of that agent's level."""
+    if value.tzinfo is not None:
+        raise PydanticCustomError(
+            "wall_time", "a time of day in the zone given beside it: drop the UTC offset "
+            "('{value}')", {"value": value.isoformat()})
+    return value
+
+
+#: A time of day in a zone named elsewhere (an agent's, a calendar's): no UTC offset.
+WallTime = Annotated[time, AfterValidator(wall_time)]

@@ -13,12 +13,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from escalator.shared.config import WallTime
+
 
 class WorkingHours(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start: time = time(9, 0)
-    end: time = time(18, 0)
+    start: WallTime = time(9, 0)
+    end: WallTime = time(18, 0)
     #: ISO weekdays (1 = Monday ... 7 = Sunday).
     days: list[int] = Field(default=[1, 2, 3, 4, 5], min_length=1)
 

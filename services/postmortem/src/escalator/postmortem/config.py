@@ -84,6 +84,10 @@ def _parse_window(text: str) -> tuple[time, time]:
         start, end = (time.fromisoformat(part.strip()) for part in text.split("-", 1))
     except ValueError as exc:
         raise ValueError(f"window {text!r} must look like 09:00-17:00") from exc
+    if start.tzinfo is not None or end.tzinfo is not None:
+        # Read in the calendar's zone; an aware time cannot be compared with it.
+        raise ValueError(f"window {text!r}: times are in the calendar's time zone; "
+                         "drop the UTC offset")
     return start, end
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from datetime import time
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -32,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from escalator.router.models import Agent, ConfigVersion, EscalationPath, PathRule, Team
 from escalator.router.settings import RouterSettings
 from escalator.shared.app import Runtime
-from escalator.shared.config import ConfigError, TimeZoneName, load_section
+from escalator.shared.config import ConfigError, TimeZoneName, WallTime, load_section
 from escalator.shared.events import EscalationKind, Severity
 
 log = logging.getLogger(__name__)
@@ -69,8 +68,8 @@ class TeamConfig(_Entry):
 
 class ShiftConfig(_Entry):
     days: list[Day] = Field(min_length=1)
-    start: time
-    end: time = Field(description="Before start means the shift runs past midnight")
+    start: WallTime
+    end: WallTime = Field(description="Before start means the shift runs past midnight")
 
 
 class AgentConfig(_Entry):
