@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,22 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     response = problem_response(request, exc.status_code, title, detail)
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(_allowed(request))
     return response
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (RFC 9110: a 405 lists them
+    in ``Allow``). Starlette's 405 names only the methods of the first route whose path
+    matched: ``Allow: GET`` for a collection that also takes POST."""
+    routes = request.app.router.routes
+    return [method for method in _METHODS
+            if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+                   for route in routes)]
 
 
 async def _problem(request: Request, exc: Exception) -> JSONResponse:
