@@ -161,3 +161,38 @@ async def test_monitoring_and_batch(env: Env) -> None:
         assert too_many.status_code == 422
         unknown = await c.post("/v1/channels/fax/events:batch", json={"events": [good]})
         assert unknown.status_code == 404
+
+
+async def test_numbers_are_not_times_and_flags_are_not_numbers(pg_env: Env) -> None:
+    """Strict where lax validation guessed: a number read as seconds since 1970 became a
+    call placed on 1970-01-01, ``false`` a duration of 0 s, 1 a public post."""
+    def chat() -> dict[str, object]:
+        body = fixture_json("chat_handoff.json")
+        body["transcript"][0]["at"] = 0
+        return body
+
+    def alerts() -> dict[str, object]:
+        body = fixture_json("alertmanager_firing.json")
+        body["alerts"][1]["startsAt"] = 1_700_000_000
+        return body
+
+    cases = [
+        ("phone/events", {**fixture_json("phone_call.json"), "started_at": 0},
+         "body.started_at"),
+        ("phone/events", {**fixture_json("phone_call.json"), "duration_seconds": False},
+         "body.duration_seconds"),
+        ("phone/events", {**fixture_json("phone_call.json"), "duration_seconds": "60"},
+         "body.duration_seconds"),
+        ("social/events", {**fixture_json("social_mention.json"), "posted_at": 0},
+         "body.posted_at"),
+        ("social/events", {**fixture_json("social_mention.json"), "public": 1},
+         "body.public"),
+        ("chat/events", chat(), "body.transcript.0.at"),
+        ("monitoring/events", alerts(), "body.alerts.1.startsAt"),
+    ]
+    async with running(SPEC, ingest_settings(pg_env)) as svc:
+        for path, body, field in cases:
+            answer = await svc.client.post(f"/v1/channels/{path}", json=body)
+            assert answer.status_code == 422, (field, answer.text)
+            assert [e["field"] for e in answer.json()["errors"]] == [field]
+        assert (await svc.client.get("/v1/tickets")).json()["items"] == []

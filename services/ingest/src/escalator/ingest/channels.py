@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from escalator.ingest.inbound import CustomerRef, Escalation, Inbound
-from escalator.ingest.schemas import AccountId, ApiChannelEvent, Email, Phone
+from escalator.ingest.schemas import AccountId, ApiChannelEvent, Email, Phone, Timestamp
 from escalator.ingest.textutil import clean
 from escalator.shared.events import Severity
 
@@ -84,7 +84,7 @@ def portal_inbound(form: PortalSubmission) -> Inbound:
 class ChatLine(_Form):
     sender: Literal["visitor", "bot", "agent"] = Field(alias="from")
     text: _s(10_000)  # type: ignore[valid-type]
-    at: AwareDatetime
+    at: Timestamp
 
 
 class ChatVisitor(_Form):
@@ -165,8 +165,8 @@ class PhoneCall(_Form):
     agent: Short | None = None
     queue: Short | None = None
     ivr_path: list[_s(100)] = Field(default=[], max_length=50)  # type: ignore[valid-type]
-    started_at: AwareDatetime
-    duration_seconds: int = Field(ge=0, le=86_400)
+    started_at: Timestamp
+    duration_seconds: StrictInt = Field(ge=0, le=86_400)
     transferred_from: Short | None = None
     subject: _s(500) | None = None  # type: ignore[valid-type]
     notes: Body | None = None  # type: ignore[valid-type]
@@ -209,9 +209,9 @@ class SocialPost(_Form):
     post_url: _s(2000) | None = None  # type: ignore[valid-type]
     handle: _s(100)  # type: ignore[valid-type]
     author_name: Name | None = None
-    public: bool
+    public: StrictBool
     text: _s(10_000)  # type: ignore[valid-type]
-    posted_at: AwareDatetime
+    posted_at: Timestamp
     language: _s(20) | None = None  # type: ignore[valid-type]
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from escalator.ingest.inbound import CustomerRef, Inbound
+from escalator.ingest.schemas import Timestamp
 from escalator.ingest.textutil import clean
 from escalator.shared.events import Severity
 
@@ -27,7 +28,7 @@ class Alert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, Label] = Field(max_length=100)
     annotations: dict[str, Label] = Field(default={}, max_length=100)
-    startsAt: AwareDatetime  # noqa: N815 - Alertmanager's field names
+    startsAt: Timestamp  # noqa: N815 - Alertmanager's field names
     endsAt: str | None = None  # noqa: N815 - "0001-01-01T00:00:00Z" while firing
     generatorURL: str | None = None  # noqa: N815
     fingerprint: Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -106,7 +107,7 @@ class PagerDutyPayload(BaseModel):
     summary: str = Field(min_length=1, max_length=1024)
     source: str = Field(min_length=1, max_length=255)
     severity: Literal["critical", "error", "warning", "info"]
-    timestamp: AwareDatetime | None = None
+    timestamp: Timestamp | None = None
     component: str | None = Field(default=None, max_length=255)
     group: str | None = Field(default=None, max_length=255)
     class_: str | None = Field(default=None, alias="class", max_length=255)
