@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from escalator.ingest.main import SPEC
 from tests.ingest.helpers import (
+    api_event,
     fixture_bytes,
     fixture_json,
     ingest_settings,
@@ -196,3 +197,28 @@ async def test_numbers_are_not_times_and_flags_are_not_numbers(pg_env: Env) -> N
             assert answer.status_code == 422, (field, answer.text)
             assert [e["field"] for e in answer.json()["errors"]] == [field]
         assert (await svc.client.get("/v1/tickets")).json()["items"] == []
+
+
+async def test_the_longest_conversation_ids_each_channel_allows_are_stored(
+        pg_env: Env) -> None:
+    """Ids as long as each sender may make them, with the prefix or suffix ingest adds:
+    a 255-character PagerDuty dedup key (``pagerduty:`` + key), a 200-character social
+    thread id after its platform, and a 200-character id whose ticket closed (the new
+    conversation's id takes a suffix). Each was a 500 from PostgreSQL ("value too long")."""
+    async with running(SPEC, ingest_settings(pg_env, pagerduty_routing_keys=[PD_KEY])) as svc:
+        c = svc.client
+        trigger = {**fixture_json("pagerduty_trigger.json"), "dedup_key": "k" * 255}
+        pd = await c.post("/v1/channels/monitoring/pagerduty", json=trigger,
+                          headers={"Authorization": ""})
+        assert pd.status_code == 202, pd.text
+        post = {**fixture_json("social_mention.json"), "platform": "instagram",
+                "thread_id": "7" * 200}
+        social = await c.post("/v1/channels/social/events", json=post)
+        assert social.status_code == 202, social.text
+        long_id = api_event(external_id="c" * 200)
+        first = (await c.post("/v1/channels/api/events", json=long_id)).json()["ticket_id"]
+        assert (await c.post(f"/v1/tickets/{first}/resolve")).status_code == 200
+        assert (await c.post(f"/v1/tickets/{first}/close")).status_code == 200
+        anew = await c.post("/v1/channels/api/events", json=long_id)
+        assert anew.status_code == 202, anew.text
+        assert anew.json()["created"] and anew.json()["ticket_id"] != first

@@ -189,8 +189,28 @@ class BatchIn(BaseModel):
     events: list[dict[str, Any]] = Field(min_length=1, max_length=1_000)
 
 
+class BatchItem(BaseModel):
+    index: int = Field(description="The event's position in `events`")
+    status: int = Field(description="202 stored; otherwise the status it would have had alone")
+    ticket_id: str | None = None
+    created: bool | None = None
+    detail: str | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="For a 422: each bad field, as `body.events.<index>.<field>`")
+
+
+class BatchOut(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[BatchItem] = Field(description="One per event, in order")
+
+
 @router.post("/{channel}/events:batch", summary="Submit up to 1,000 events of one channel; "
-             "each is answered on its own and good ones are stored", responses=_RESPONSES)
+             "each is answered on its own and good ones are stored", response_model=BatchOut,
+             responses={**_RESPONSES, 207: {
+                 "model": BatchOut,
+                 "description": "Some events were refused (each result says why); the "
+                                "others are stored"}})
 async def submit_batch(channel: str, body: BatchIn, request: Request) -> JSONResponse:
     if channel not in JSON_CHANNELS:
         raise Problem(404, "Not Found", f"no batch form for channel {channel!r}; "

@@ -49,7 +49,9 @@ class Ticket(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     channel: Mapped[str] = mapped_column(String(20))
-    external_id: Mapped[str] = mapped_column(String(200))
+    #: The channel's conversation id, prefixed for some channels (``pagerduty:`` + a dedup
+    #: key of up to 255 characters) and suffixed when a closed conversation starts anew.
+    external_id: Mapped[str] = mapped_column(String(300))
     subject: Mapped[str] = mapped_column(String(500))
     description: Mapped[str] = mapped_column(Text)
     severity: Mapped[str] = mapped_column(String(10))
