@@ -168,6 +168,15 @@ async def produce(bootstrap: str, topic: str, value: bytes, key: bytes | None = 
         await producer.stop()
 
 
+async def explain(conn: Any, statement: Any) -> str:
+    """PostgreSQL's plan for ``statement`` (its values inlined), one line per node:
+    for tests that a query reads an index, not the whole table."""
+    from sqlalchemy.dialects import postgresql
+
+    sql = statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    return "\n".join((await conn.execute(text(f"EXPLAIN {sql}"))).scalars())
+
+
 def new_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}."
 

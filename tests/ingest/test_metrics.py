@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 from prometheus_client import REGISTRY
 from sqlalchemy import text
-from sqlalchemy.dialects import postgresql
 
 from escalator.ingest.main import SPEC
 from escalator.ingest.metrics import OPEN, count_open_tickets
@@ -14,7 +13,7 @@ from escalator.ingest.models import Ticket
 from escalator.shared.db import make_engine, make_sessionmaker
 from escalator.shared.migrations import upgrade
 from tests.ingest.helpers import ingest_settings
-from tests.support import Env
+from tests.support import Env, explain
 
 
 def _ticket(n: int, state: str, severity: str) -> dict[str, object]:
@@ -41,9 +40,7 @@ async def test_open_tickets_are_counted_through_their_own_index(pg_env: Env) -> 
                     [("new", "high"), ("assigned", "high"), ("acknowledged", "critical"),
                      ("waiting_on_customer", "low")])])
             await conn.execute(text("ANALYZE tickets"))
-            sql = str(OPEN.compile(dialect=postgresql.dialect(),
-                                   compile_kwargs={"literal_binds": True}))
-            plan = "\n".join((await conn.execute(text(f"EXPLAIN {sql}"))).scalars())
+            plan = await explain(conn, OPEN)
         assert "ix_tickets_open_severity" in plan and "Seq Scan" not in plan, plan
         async with make_sessionmaker(engine)() as session:
             await count_open_tickets(session)

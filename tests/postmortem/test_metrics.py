@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 from prometheus_client import REGISTRY
 from sqlalchemy import text
-from sqlalchemy.dialects import postgresql
 
 from escalator.postmortem.main import SPEC
 from escalator.postmortem.metrics import PENDING, count_pending_reviews
@@ -14,7 +13,7 @@ from escalator.postmortem.models import Postmortem
 from escalator.postmortem.settings import PostmortemSettings
 from escalator.shared.db import make_engine, make_sessionmaker
 from escalator.shared.migrations import upgrade
-from tests.support import Env
+from tests.support import Env, explain
 
 
 def _postmortem(n: int, status: str) -> dict[str, object]:
@@ -40,9 +39,7 @@ async def test_pending_reviews_are_counted_from_the_status_index(pg_env: Env) ->
                 _postmortem(20_000 + n, status)
                 for n, status in enumerate(["draft", "draft", "in_review"])])
             await conn.execute(text("ANALYZE postmortems"))
-            sql = str(PENDING.compile(dialect=postgresql.dialect(),
-                                      compile_kwargs={"literal_binds": True}))
-            plan = "\n".join((await conn.execute(text(f"EXPLAIN {sql}"))).scalars())
+            plan = await explain(conn, PENDING)
         assert "ix_postmortems_status" in plan and "Seq Scan" not in plan, plan
         async with make_sessionmaker(engine)() as session:
             await count_pending_reviews(session)

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, insert, select, text
-from sqlalchemy.dialects import postgresql
 
 from escalator.shared import retention
 from escalator.shared.db import inbox, make_engine, make_sessionmaker, outbox
@@ -14,7 +13,7 @@ from escalator.shared.events import utcnow
 from escalator.shared.migrations import upgrade
 from escalator.shared.retention import prune_once
 from tests.shared.probe.app import SPEC, ProbeSettings
-from tests.support import Env
+from tests.support import Env, explain
 
 
 async def test_prune_keeps_unsent_and_recent_rows(env: Env) -> None:
@@ -65,9 +64,8 @@ async def test_a_large_backlog_is_pruned_batch_by_batch_each_by_its_own_rows(
             async with sessionmaker() as session:
                 await session.execute(text("ANALYZE inbox"))
                 expired = inbox.c.processed_at < func.now() - text("interval '2 hours'")
-                statement = retention.batch_delete(inbox, expired, "postgresql").compile(
-                    dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
-                plan = "\n".join((await session.scalars(text(f"EXPLAIN {statement}"))).all())
+                plan = await explain(session, retention.batch_delete(inbox, expired,
+                                                                     "postgresql"))
                 assert "Tid Scan" in plan and "Hash" not in plan, plan
         assert await prune_once(settings, sessionmaker) == {"outbox": 0, "inbox": 4_500}
         async with sessionmaker() as session:

@@ -33,6 +33,9 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
 
 
+_OPEN = text("state NOT IN ('resolved', 'closed')")
+
+
 class Ticket(Base):
     __tablename__ = "tickets"
     __table_args__ = (
@@ -42,9 +45,8 @@ class Ticket(Base):
         Index("ix_tickets_status", "status"),
         # The open-tickets gauge counts only these (``metrics.OPEN``): closed tickets pile
         # up for good, and a count over the table read every one of them.
-        Index("ix_tickets_open_severity", "severity",
-              postgresql_where=text("state NOT IN ('resolved', 'closed')"),
-              sqlite_where=text("state NOT IN ('resolved', 'closed')")),
+        Index("ix_tickets_open_severity", "severity", postgresql_where=_OPEN,
+              sqlite_where=_OPEN),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
