@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from escalator.router.catalog import Catalog, PathInfo, config_version
 from escalator.router.models import Agent, Assignment, RoundRobin
 from escalator.router.roster import Ask, Pick, Slot, choose
-from escalator.shared.db import among, arrays, conflict_insert, held
+from escalator.shared.db import among, arrays, conflict_insert, held, transaction_info
 
 agents = cast(Table, Agent.__table__)
 cursors = cast(Table, RoundRobin.__table__)
@@ -83,9 +83,10 @@ class View:
 def view(session: AsyncSession) -> View:
     sync = session.sync_session
     transaction = sync.get_nested_transaction() or sync.get_transaction()
-    found: View | None = session.info.get(_VIEW)
+    held = transaction_info(session)
+    found: View | None = held.get(_VIEW)
     if found is None or found.transaction is not transaction:
-        session.info[_VIEW] = found = View(transaction)
+        held[_VIEW] = found = View(transaction)
     return found
 
 
