@@ -63,6 +63,27 @@ class Report:
         return path
 
 
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu() -> float:
+    """CPU seconds used so far by every ``postgres`` process: the server's share of a run
+    (on the bench machine nothing else uses it)."""
+    used = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    used += process_cpu(int(entry.name))
+    return used
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     try:

@@ -4,7 +4,16 @@ One ``escalator-ingest`` process on PostgreSQL and the broker (started the way
 ``make run`` starts it, by ``scripts.devstack``), and a no-op FastAPI app under uvicorn
 in its own process as the ceiling: the same clients, the same JSON body, in the same
 run, so the ratio says what ingest's own work costs. Then p99 latency at half the
-measured maximum rate (paced, open loop), and the batch endpoint's events per second.
+measured maximum rate (paced, open loop), and the batch endpoint's events per second:
+one client posting back to back (the target's figure), then ``BENCH_INGEST_BATCH_CLIENTS``
+(default 4) at once, which keeps the ingest process busy while another request waits for
+PostgreSQL.
+
+Each phase also prints the CPU its processes used per request or event (Linux
+``/proc``): the no-op's and ingest's process, PostgreSQL, the broker and this process
+(the clients). They say what a target asks: 0.5 × the ceiling needs ingest's process to
+cost at most twice the no-op's per request once both are saturated, and the two cores
+bound the batch rate at 2 / (the CPU every process spends per event).
 
 ``BENCH_INGEST_SECONDS`` (default 8) sets each phase's length; ``BENCH_INGEST_CLIENTS``
 (default 32) the concurrent clients.
@@ -18,7 +27,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -32,6 +41,8 @@ from bench.common import (
     autovacuum_stand_in,
     open_loop,
     percentile,
+    postgres_cpu,
+    process_cpu,
 )
 from scripts.devstack import Broker, Stack, free_port
 
@@ -39,6 +50,7 @@ SECTION = "ingest"
 API_KEY = "bench-admin-key"
 SECONDS = float(os.environ.get("BENCH_INGEST_SECONDS", "8"))
 CLIENTS = int(os.environ.get("BENCH_INGEST_CLIENTS", "32"))
+BATCH_CLIENTS = int(os.environ.get("BENCH_INGEST_BATCH_CLIENTS", "4"))
 
 noop_app = FastAPI()
 
@@ -140,6 +152,34 @@ async def batch_rate(url: str, seconds: float, run: str) -> float:
         return sent / (time.perf_counter() - began)
 
 
+class _Cpu:
+    """CPU seconds each process used during a phase: ``with meter.phase() as used:``, then
+    ``used`` maps a name to seconds."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+
+    def _now(self) -> dict[str, float]:
+        return {**{name: process_cpu(pid) for name, pid in self.pids.items()},
+                "PostgreSQL": postgres_cpu(), "clients (this process)": process_cpu(os.getpid())}
+
+    @contextlib.contextmanager
+    def phase(self) -> Iterator[dict[str, float]]:
+        used: dict[str, float] = {}
+        before = self._now()
+        yield used
+        used.update({name: spent - before[name] for name, spent in self._now().items()})
+
+
+def _report_cpu(report: Report, phase: str, used: dict[str, float], count: float,
+                unit: str) -> float:
+    """Print each process's CPU per ``unit``; the sum, in seconds per unit."""
+    for name, spent in used.items():
+        report.add(SECTION, f"{phase}: CPU per {unit}, {name}", spent / max(count, 1) * 1e6,
+                   "µs")
+    return sum(used.values()) / max(count, 1)
+
+
 async def _wait_http(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(timeout=1) as client:
@@ -189,15 +229,26 @@ async def run(report: Report) -> None:
         await _wait_http(f"http://127.0.0.1:{noop_port}")
         url, noop_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{noop_port}"
 
-        ceiling, _, _ = await closed_loop(noop_url, SECONDS, CLIENTS, lambda n: event(n, "noop"))
+        assert broker.process is not None and stack.processes["ingest"].process is not None
+        ingest_pid, broker_pid = stack.processes["ingest"].process.pid, broker.process.pid
+        with _Cpu({"no-op process": noop.pid}).phase() as used:
+            ceiling, _, _ = await closed_loop(noop_url, SECONDS, CLIENTS,
+                                              lambda n: event(n, "noop"))
         report.add(SECTION, f"no-op FastAPI ceiling ({CLIENTS} clients)", ceiling, "req/s")
-        rate, latencies, errors = await closed_loop(url, SECONDS, CLIENTS,
-                                                    lambda n: event(n, run_id))
+        noop_cpu = used["no-op process"] / max(ceiling * SECONDS, 1)
+        report.add(SECTION, "no-op: CPU per request, its process", noop_cpu * 1e6, "µs")
+        meter = _Cpu({"ingest process": ingest_pid, "broker": broker_pid})
+        with meter.phase() as used:
+            rate, latencies, errors = await closed_loop(url, SECONDS, CLIENTS,
+                                                        lambda n: event(n, run_id))
         report.add(SECTION, f"single-event POST ({CLIENTS} clients)", rate, "req/s",
                    target=">= 0.5 x ceiling", ok=rate >= 0.5 * ceiling and errors == 0)
         report.add(SECTION, "single-event ratio to ceiling", rate / ceiling, "x")
         report.add(SECTION, "single-event p50 at max rate", percentile(latencies, 50) * 1e3, "ms")
         report.add(SECTION, "single-event p99 at max rate", percentile(latencies, 99) * 1e3, "ms")
+        _report_cpu(report, "single-event", used, rate * SECONDS, "request")
+        report.add(SECTION, "single-event: ingest CPU per request / no-op's (0.5 × needs ≤ 2)",
+                   used["ingest process"] / max(rate * SECONDS, 1) / max(noop_cpu, 1e-9), "x")
         drained = await drain_outbox(schema)
         report.add(SECTION, "relay drain after the max-rate phase", drained, "s")
         half = await paced(url, rate / 2, SECONDS, lambda n: event(n, f"half-{run_id}"))
@@ -207,6 +258,17 @@ async def run(report: Report) -> None:
         per_second = await batch_rate(url, SECONDS, run_id)
         report.add(SECTION, "batch endpoint (1,000 per request)", per_second, "events/s",
                    target=">= 20,000", ok=per_second >= 20_000)
+        with meter.phase() as used:
+            rates = await asyncio.gather(*(batch_rate(url, SECONDS, f"{run_id}-{n}")
+                                           for n in range(BATCH_CLIENTS)))
+        report.add(SECTION, f"batch endpoint, {BATCH_CLIENTS} clients at once", sum(rates),
+                   "events/s")
+        per_event = _report_cpu(report, f"batch, {BATCH_CLIENTS} clients", used,
+                                sum(rates) * SECONDS, "event")
+        report.add(SECTION, "batch: bound of the ingest process (one core)",
+                   SECONDS * sum(rates) / max(used["ingest process"], 1e-9), "events/s")
+        report.add(SECTION, f"batch: bound of {os.cpu_count()} cores at this CPU per event",
+                   (os.cpu_count() or 1) / max(per_event, 1e-9), "events/s")
         stand_in.report(report, SECTION)
     finally:
         try:

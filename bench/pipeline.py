@@ -53,6 +53,8 @@ from bench.common import (
     autovacuum_stand_in,
     open_loop,
     percentile,
+    postgres_cpu,
+    process_cpu,
 )
 from bench.ingest import closed_loop, noop_app  # noqa: F401 - noop_app runs in its process
 from bench.ingest import event as noop_event
@@ -241,15 +243,6 @@ class Observer:
         await self.consumer.stop()
 
 
-def _cpu(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
@@ -335,22 +328,16 @@ class System:
         result: dict[str, float] = {}
         for proc in [*self.stack.processes.values(), *self.replicas]:
             if proc.process is not None:
-                result[proc.name] = result.get(proc.name, 0.0) + _cpu(proc.process.pid)
+                result[proc.name] = result.get(proc.name, 0.0) + process_cpu(proc.process.pid)
         return result
 
     def other_cpu_seconds(self) -> dict[str, float]:
         """CPU used so far by what shares the machine with the services: the broker,
         the PostgreSQL server (every ``postgres`` process: on the bench machine nothing
         else uses it) and this process (load generator, topic observer, webhook sink)."""
-        server = 0.0
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError):
-                    if (entry / "comm").read_text().strip() == "postgres":
-                        server += _cpu(int(entry.name))
         broker = self.broker.process
-        return {"broker": _cpu(broker.pid) if broker is not None else 0.0,
-                "PostgreSQL": server, "load generator": _cpu(os.getpid())}
+        return {"broker": process_cpu(broker.pid) if broker is not None else 0.0,
+                "PostgreSQL": postgres_cpu(), "load generator": process_cpu(os.getpid())}
 
     async def event_counts(self) -> tuple[float, float]:
         """Events produced and consumed so far by all services, from their metrics."""
