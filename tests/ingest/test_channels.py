@@ -165,8 +165,9 @@ async def test_monitoring_and_batch(env: Env) -> None:
 
 
 async def test_numbers_are_not_times_and_flags_are_not_numbers(pg_env: Env) -> None:
-    """Strict where lax validation guessed: a number read as seconds since 1970 became a
-    call placed on 1970-01-01, ``false`` a duration of 0 s, 1 a public post."""
+    """Strict where lax validation guessed: a number (or text holding one) read as seconds
+    since 1970 became a call placed on 1970-01-01, ``false`` a duration of 0 s, 1 a public
+    post."""
     def chat() -> dict[str, object]:
         body = fixture_json("chat_handoff.json")
         body["transcript"][0]["at"] = 0
@@ -184,6 +185,8 @@ async def test_numbers_are_not_times_and_flags_are_not_numbers(pg_env: Env) -> N
          "body.duration_seconds"),
         ("phone/events", {**fixture_json("phone_call.json"), "duration_seconds": "60"},
          "body.duration_seconds"),
+        ("phone/events", {**fixture_json("phone_call.json"), "started_at": "1700000000"},
+         "body.started_at"),
         ("social/events", {**fixture_json("social_mention.json"), "posted_at": 0},
          "body.posted_at"),
         ("social/events", {**fixture_json("social_mention.json"), "public": 1},

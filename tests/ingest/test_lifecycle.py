@@ -136,8 +136,11 @@ async def test_link_filters_and_idempotent_comments(env: Env) -> None:
         assert len((await c.get("/v1/tickets", params=window)).json()["items"]) == 3
         future = {"created_after": (now + timedelta(minutes=5)).isoformat()}
         assert (await c.get("/v1/tickets", params=future)).json()["items"] == []
-        naive = await c.get("/v1/tickets", params={"created_after": "2026-11-23T08:00:00"})
-        assert naive.status_code == 422
+        for field, value in (("created_after", "2026-11-23T08:00:00"),
+                             ("created_before", "0.5"), ("created_after", "1700000000")):
+            refused = await c.get("/v1/tickets", params={field: value})
+            assert refused.status_code == 422, (field, value)
+            assert [e["field"] for e in refused.json()["errors"]] == [f"query.{field}"]
         assert (await c.get("/v1/tickets", params={"state": "bogus"})).status_code == 422
 
         headers = {"Idempotency-Key": "comment-7"}

@@ -8,13 +8,14 @@ refuses to start on an invalid file, naming the offending entry.
 
 from __future__ import annotations
 
-from datetime import time
+import re
+from datetime import datetime, time
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ValidationError
 from pydantic_core import PydanticCustomError
 
 M = TypeVar("M", bound=BaseModel)
@@ -84,3 +85,19 @@ def wall_time(value: time) -> time:
 
 #: A time of day in a zone named elsewhere (an agent's, a calendar's): no UTC offset.
 WallTime = Annotated[time, AfterValidator(wall_time)]
+
+_DATE_FIRST = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, datetime) or (isinstance(value, str) and _DATE_FIRST.match(value)):
+        return value
+    raise PydanticCustomError("datetime_type",
+                              "Input should be an RFC 3339 date-time string with an offset")
+
+
+#: A moment given in a request (a body's or a query's): RFC 3339 text with an offset.
+#: Plain ``AwareDatetime`` also reads a number, or text holding one, as seconds since
+#: 1970, so a sender's 0 or ``false`` became a call made on 1970-01-01 and a list filter
+#: ``created_before=0.5`` listed nothing, instead of a 422 naming the field.
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -23,6 +22,7 @@ from escalator.ingest.schemas import (
 )
 from escalator.shared.app import SessionDep
 from escalator.shared.auth import require
+from escalator.shared.config import Timestamp
 from escalator.shared.events import Severity, TicketStatus
 from escalator.shared.pagination import newest_first
 from escalator.shared.problems import Problem
@@ -47,8 +47,8 @@ async def list_tickets(
     assignee: Annotated[str | None, Query(description="Agent id holding the ticket")] = None,
     parent_id: str | None = None,
     executive: bool | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Timestamp | None = None,
+    created_before: Timestamp | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> TicketPage:
@@ -61,15 +61,10 @@ async def list_tickets(
     ):
         if value is not None:
             query = query.where(column == value)
-    for bound, op in ((created_after, "ge"), (created_before, "lt")):
-        if bound is not None:
-            if bound.tzinfo is None:
-                name = "query.created_after" if op == "ge" else "query.created_before"
-                raise Problem(422, "Request validation failed", f"{name} needs an offset",
-                              errors=[{"field": name, "message": "must include a UTC offset",
-                                       "type": "value_error"}])
-            query = query.where(Ticket.created_at >= bound if op == "ge"
-                                else Ticket.created_at < bound)
+    if created_after is not None:
+        query = query.where(Ticket.created_at >= created_after)
+    if created_before is not None:
+        query = query.where(Ticket.created_at < created_before)
     rows, next_cursor = await newest_first(session, query, created=Ticket.created_at,
                                            key=Ticket.id, limit=limit, cursor=cursor)
     return TicketPage(items=[TicketOut.model_validate(r) for r in rows], next_cursor=next_cursor)

@@ -12,8 +12,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from escalator.ingest.inbound import CustomerRef, Escalation, Inbound
-from escalator.ingest.schemas import AccountId, ApiChannelEvent, Email, Phone, Timestamp
+from escalator.ingest.schemas import AccountId, ApiChannelEvent, Email, Phone
 from escalator.ingest.textutil import clean
+from escalator.shared.config import Timestamp
 from escalator.shared.events import Severity
 
 

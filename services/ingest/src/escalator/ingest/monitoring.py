@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from escalator.ingest.inbound import CustomerRef, Inbound
-from escalator.ingest.schemas import Timestamp
 from escalator.ingest.textutil import clean
+from escalator.shared.config import Timestamp
 from escalator.shared.events import Severity
 
 Label = Annotated[str, StringConstraints(max_length=2_000)]

@@ -8,16 +8,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     WithJsonSchema,
 )
 from pydantic.networks import import_email_validator, validate_email
-from pydantic_core import PydanticCustomError
 
 from escalator.shared.events import Customer, Severity, TicketStatus
 
@@ -31,19 +28,6 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 AccountId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                              max_length=100,
                                              pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
-
-
-def _rfc3339(value: Any) -> Any:
-    if isinstance(value, str | datetime):
-        return value
-    raise PydanticCustomError("datetime_type",
-                              "Input should be an RFC 3339 date-time string with an offset")
-
-
-#: When something happened, as the sending system says: RFC 3339 text with an offset.
-#: Plain ``AwareDatetime`` also takes a number as seconds since 1970, so a sender's 0 or
-#: ``false`` became a call made on 1970-01-01 instead of a 422 naming the field.
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
 
 import_email_validator()  # as EmailStr does: a clear error if the extra is missing

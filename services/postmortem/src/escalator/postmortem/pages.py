@@ -21,12 +21,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import AwareDatetime
 
 from escalator.postmortem import reports, service
 from escalator.postmortem.charts import bar_chart, timeline_chart
 from escalator.postmortem.reports_api import period
 from escalator.shared.app import SessionDep
+from escalator.shared.config import Timestamp
 from escalator.shared.events import utcnow
 from escalator.shared.problems import Problem
 from escalator.shared.settings import hash_api_key
@@ -150,8 +150,8 @@ async def postmortem_page(postmortem_id: str, request: Request, session: Session
 @router.get("/reports", response_class=HTMLResponse)
 async def report_page(request: Request, session: SessionDep, key: KeyQuery = None,
                       authorization: AuthHeader = None,
-                      start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-                      end: Annotated[AwareDatetime | None, Query(alias="to")] = None
+                      start: Annotated[Timestamp | None, Query(alias="from")] = None,
+                      end: Annotated[Timestamp | None, Query(alias="to")] = None
                       ) -> HTMLResponse:
     """The period's figures as plots."""
     authorize(request, key, authorization)

@@ -8,11 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
-from pydantic import AwareDatetime
 
 from escalator.postmortem import exports, reports
 from escalator.shared.app import SessionDep
 from escalator.shared.auth import require
+from escalator.shared.config import Timestamp
 from escalator.shared.events import utcnow
 from escalator.shared.problems import Problem
 
@@ -20,9 +20,9 @@ router = APIRouter(prefix="/v1/reports", tags=["reports"], dependencies=[require
     "postmortems:read")])
 DEFAULT_DAYS = 90
 
-FromQuery = Annotated[AwareDatetime | None, Query(alias="from", description=(
+FromQuery = Annotated[Timestamp | None, Query(alias="from", description=(
     "Start (inclusive) of the period, by close time; default 90 days before `to`"))]
-ToQuery = Annotated[AwareDatetime | None, Query(alias="to",
+ToQuery = Annotated[Timestamp | None, Query(alias="to",
                                                 description="End (exclusive); default now")]
 
 
