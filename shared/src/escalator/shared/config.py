@@ -4,6 +4,9 @@ One file, one top-level section per service (``router``, ``sla``, ``notifier``..
 platform team keeps all of it in git and ships the same ConfigMap to every service. A
 service validates only its own section, with its own pydantic model, at start-up, and
 refuses to start on an invalid file, naming the offending entry.
+
+Also the validated types that configuration and request bodies share: time-zone names,
+wall-clock times of day, and moments given as RFC 3339 text.
 """
 
 from __future__ import annotations

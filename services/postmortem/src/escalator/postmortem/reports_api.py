@@ -23,7 +23,7 @@ DEFAULT_DAYS = 90
 FromQuery = Annotated[Timestamp | None, Query(alias="from", description=(
     "Start (inclusive) of the period, by close time; default 90 days before `to`"))]
 ToQuery = Annotated[Timestamp | None, Query(alias="to",
-                                                description="End (exclusive); default now")]
+                                             description="End (exclusive); default now")]
 
 
 class ExportFormat(StrEnum):

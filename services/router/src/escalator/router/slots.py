@@ -83,10 +83,10 @@ class View:
 def view(session: AsyncSession) -> View:
     sync = session.sync_session
     transaction = sync.get_nested_transaction() or sync.get_transaction()
-    held = transaction_info(session)
-    found: View | None = held.get(_VIEW)
+    scoped = transaction_info(session)
+    found: View | None = scoped.get(_VIEW)
     if found is None or found.transaction is not transaction:
-        held[_VIEW] = found = View(transaction)
+        scoped[_VIEW] = found = View(transaction)
     return found
 
 
