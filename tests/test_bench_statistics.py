@@ -43,7 +43,11 @@ async def test_stand_in_analyses_what_autovacuum_would(postgres_available: None)
             assert done.running
             assert await analysed() == {"busy"}  # 10 rows changed: under 50 + 10 %
             assert await analysed("last_vacuum") == {"busy"}  # 200 dead: over 50 + 20 %
-            assert done.analysed == 1 and done.vacuumed == 1
+            # Analysed once; vacuumed at least once: while another session's transaction
+            # (a parallel test's) still sees the 200 dead rows, VACUUM cannot remove them,
+            # they stay counted, and the table is due again, as it would be for
+            # autovacuum at its next round.
+            assert done.analysed == 1 and done.vacuumed >= 1
         else:
             assert not done.running and done.analysed == done.vacuumed == 0
     finally:
