@@ -151,8 +151,10 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings, *,
         except BaseException:
             await engine.dispose()
             raise
+        metrics.time_gc()
         relay_task = _supervised(relay.run(), "outbox relay")
         watch_task = _supervised(_watch_dependencies(runtime), "dependency watch")
+        lag_task = _supervised(watch_loop_lag(), "event loop lag watch")
         prune_task = _supervised(prune_forever(settings, sessionmaker), "bus pruning")
         runner_task = None
         if spec.handlers is not None:
@@ -176,7 +178,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings, *,
                 await _finish(task, 5)
             relay.stop()
             await _finish(relay_task, 10)
-            for task in (watch_task, prune_task):
+            for task in (watch_task, lag_task, prune_task):
                 task.cancel()
                 await _finish(task, 1)
             await engine.dispose()
@@ -216,6 +218,23 @@ async def _watch_dependencies(runtime: Runtime, interval: float = 10.0) -> None:
     while True:
         await _check_dependencies(runtime)
         await asyncio.sleep(interval)
+
+
+async def watch_loop_lag(interval: float = 0.25) -> None:
+    """Observe how late the loop wakes a task due every ``interval``
+    (``escalator_event_loop_lag_seconds``).
+
+    A loop held by a long batch, a synchronous call or a collection delays every request,
+    consumer poll and timer of the process at once, while each of their own timings shows
+    only a share of it. Each wake-up costs about 0.2 ms of CPU on the development machine
+    (a bare sleep loop's cost; the observation adds a tenth), so four a second keep an
+    idle service's CPU near where it was (0.01-0.02 cores) while a 5-minute p99 still
+    rests on a thousand wake-ups."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + interval
+        await asyncio.sleep(interval)
+        metrics.EVENT_LOOP_LAG.observe(max(loop.time() - due, 0.0))
 
 
 def _supervised(coro: Awaitable[None], name: str) -> asyncio.Task[None]:
