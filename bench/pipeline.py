@@ -339,9 +339,11 @@ class System:
         return {"broker": process_cpu(broker.pid) if broker is not None else 0.0,
                 "PostgreSQL": postgres_cpu(), "load generator": process_cpu(os.getpid())}
 
-    async def event_counts(self) -> tuple[float, float]:
-        """Events produced and consumed so far by all services, from their metrics."""
+    async def event_counts(self) -> tuple[float, float, dict[str, float]]:
+        """Events produced and consumed so far by all services, and the CPU seconds each
+        service spent in garbage collection (replicas summed), from their metrics."""
         produced = consumed = 0.0
+        collecting: dict[str, float] = {}
         async with httpx.AsyncClient(timeout=5) as client:
             for proc in [*self.stack.processes.values(), *self.replicas]:
                 text = (await client.get(f"http://127.0.0.1:{proc.port}/metrics")).text
@@ -350,7 +352,10 @@ class System:
                         produced += float(line.rsplit(" ", 1)[1])
                     elif line.startswith("escalator_events_consumed_total{"):
                         consumed += float(line.rsplit(" ", 1)[1])
-        return produced, consumed
+                    elif line.startswith("escalator_gc_cpu_seconds_sum{"):
+                        collecting[proc.name] = (collecting.get(proc.name, 0.0)
+                                                 + float(line.rsplit(" ", 1)[1]))
+        return produced, consumed, collecting
 
     async def stop(self) -> None:
         for replica in self.replicas:
@@ -565,7 +570,14 @@ async def run(report: Report) -> None:
         # message through once each way, so (if a fetch costs about what a produce does)
         # a ticket weighs (produced + consumed) / 2 of its messages.
         produced, consumed = (after - before for after, before
-                              in zip(counts_after, counts_before, strict=True))
+                              in zip(counts_after[:2], counts_before[:2], strict=True))
+        # The collector stops the service's event loop while it runs: its share of each
+        # service's CPU says what objects kept alive or in cycles (a session's state,
+        # say) cost it.
+        for name, seconds in sorted(counts_after[2].items()):
+            used = cpu_after[name] - cpu_before.get(name, 0.0)
+            report.add(SECTION, f"steady: garbage collection share of CPU, {name}",
+                       (seconds - counts_before[2].get(name, 0.0)) / max(used, 1e-9) * 100, "%")
         per_ticket = max(len(tickets), 1)
         report.add(SECTION, "steady: events produced per ticket", produced / per_ticket,
                    "events")

@@ -1,5 +1,5 @@
 """The request middleware every service shares: request ids and HTTP metrics; and what
-every service reports of its process: garbage-collection pauses and event loop lag."""
+every service reports of its process: garbage collection and event loop lag."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ async def test_collections_and_a_held_event_loop_show_in_the_metrics(pg_env: Env
     (the test shares the service's loop) shows as a wake-up more than 0.25 s late."""
     async with running(SPEC, pg_env.settings(ProbeSettings)) as svc:
         late = 'escalator_event_loop_lag_seconds_bucket{le="%s"}'
-        full = 'escalator_gc_pause_seconds_count{generation="2"}'
+        full = 'escalator_gc_cpu_seconds_count{generation="2"}'
 
         async def scrape() -> str:
             return (await svc.client.get("/metrics")).text
@@ -55,8 +55,8 @@ async def test_collections_and_a_held_event_loop_show_in_the_metrics(pg_env: Env
         await asyncio.sleep(0.3)
         after = await scrape()
         assert _sample(after, full) >= _sample(before, full) + 1
-        assert _sample(after, 'escalator_gc_pause_seconds_sum{generation="2"}') > \
-            _sample(before, 'escalator_gc_pause_seconds_sum{generation="2"}')
+        assert _sample(after, 'escalator_gc_cpu_seconds_sum{generation="2"}') > \
+            _sample(before, 'escalator_gc_cpu_seconds_sum{generation="2"}')
         held = (_sample(after, late % "+Inf") - _sample(after, late % "0.25")) - \
             (_sample(before, late % "+Inf") - _sample(before, late % "0.25"))
         assert held >= 1
