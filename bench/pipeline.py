@@ -40,6 +40,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import yaml
@@ -243,6 +244,15 @@ class Observer:
         await self.consumer.stop()
 
 
+class Totals(NamedTuple):
+    """Events produced and consumed by all services, and the CPU seconds each service
+    spent in garbage collection."""
+
+    produced: float
+    consumed: float
+    collecting: dict[str, float]
+
+
 def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
@@ -339,9 +349,8 @@ class System:
         return {"broker": process_cpu(broker.pid) if broker is not None else 0.0,
                 "PostgreSQL": postgres_cpu(), "load generator": process_cpu(os.getpid())}
 
-    async def event_counts(self) -> tuple[float, float, dict[str, float]]:
-        """Events produced and consumed so far by all services, and the CPU seconds each
-        service spent in garbage collection (replicas summed), from their metrics."""
+    async def totals(self) -> Totals:
+        """What the services' metrics have counted so far (replicas summed)."""
         produced = consumed = 0.0
         collecting: dict[str, float] = {}
         async with httpx.AsyncClient(timeout=5) as client:
@@ -355,7 +364,7 @@ class System:
                     elif line.startswith("escalator_gc_cpu_seconds_sum{"):
                         collecting[proc.name] = (collecting.get(proc.name, 0.0)
                                                  + float(line.rsplit(" ", 1)[1]))
-        return produced, consumed, collecting
+        return Totals(produced, consumed, collecting)
 
     async def stop(self) -> None:
         for replica in self.replicas:
@@ -543,7 +552,7 @@ async def run(report: Report) -> None:
                 await asyncio.sleep(1)
 
         sampler = asyncio.create_task(sample())
-        counts_before = await system.event_counts()
+        counts_before = await system.totals()
         cpu_before = {**system.cpu_seconds(), **system.other_cpu_seconds()}
         wall_before = time.monotonic()
         tickets, offered, errors = await drive(url, RATE, SECONDS, "steady", seen)
@@ -551,7 +560,7 @@ async def run(report: Report) -> None:
         sampler.cancel()
         cpu_after = {**system.cpu_seconds(), **system.other_cpu_seconds()}
         wall = time.monotonic() - wall_before
-        counts_after = await system.event_counts()
+        counts_after = await system.totals()
         # Where the machine's CPU went while the load ran and drained: every process of
         # the run, so "saturated" is a measured sum, not a guess.
         busy = 0.0
@@ -569,15 +578,16 @@ async def run(report: Report) -> None:
         # every service that subscribes to its topic. The transport ceiling moves each
         # message through once each way, so (if a fetch costs about what a produce does)
         # a ticket weighs (produced + consumed) / 2 of its messages.
-        produced, consumed = (after - before for after, before
-                              in zip(counts_after[:2], counts_before[:2], strict=True))
+        produced = counts_after.produced - counts_before.produced
+        consumed = counts_after.consumed - counts_before.consumed
         # The collector stops the service's event loop while it runs: its share of each
         # service's CPU says what objects kept alive or in cycles (a session's state,
         # say) cost it.
-        for name, seconds in sorted(counts_after[2].items()):
+        for name, seconds in sorted(counts_after.collecting.items()):
             used = cpu_after[name] - cpu_before.get(name, 0.0)
+            collected = seconds - counts_before.collecting.get(name, 0.0)
             report.add(SECTION, f"steady: garbage collection share of CPU, {name}",
-                       (seconds - counts_before[2].get(name, 0.0)) / max(used, 1e-9) * 100, "%")
+                       collected / max(used, 1e-9) * 100, "%")
         per_ticket = max(len(tickets), 1)
         report.add(SECTION, "steady: events produced per ticket", produced / per_ticket,
                    "events")
